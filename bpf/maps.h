@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Maps of the rlgate XDP program. Names carry the rl_ prefix and are what
+ * userspace pins under /sys/fs/bpf/rlgate/; every map has BTF for its key and
+ * value so `bpftool map dump` prints named fields. Sizes marked "sized by the
+ * loader" are overridden from config before load.
+ */
+#ifndef RLGATE_BPF_MAPS_H
+#define RLGATE_BPF_MAPS_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* userspace updates fields atomically in place */
+	__type(key, __u32);
+	__type(value, struct rl_ctl);
+} rl_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RL_POLICY_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rl_policy);
+} rl_policy SEC(".maps");
+
+/* [slot][l4 class][destination port] -> rule id */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RL_RULE_INDEX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u8);
+} rl_rule_index SEC(".maps");
+
+/* allow + deny + tier membership, both slots; sized by the loader */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rl_lpm_key);
+	__type(value, struct rl_class_value);
+} rl_class SEC(".maps");
+
+/* bans, slot 0 only; sized by the loader */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rl_lpm_key);
+	__type(value, struct rl_ban_value);
+} rl_bans SEC(".maps");
+
+/* per-source buckets + classification cache; sized by the loader */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct rl_bucket_key);
+	__type(value, struct rl_bucket);
+} rl_buckets SEC(".maps");
+
+struct rl_global_bucket {
+	__u64 pkt_tat_q;
+	__u64 byte_tat_q;
+};
+
+/* ifindex -> global bucket of that interface */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct rl_global_bucket);
+} rl_global SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RL_STATS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct rl_counter);
+} rl_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RL_HEALTH_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} rl_health SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} rl_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rl_clock_sample);
+} rl_clock SEC(".maps");
+
+#endif /* RLGATE_BPF_MAPS_H */

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * rlgate XDP program: per-source rate limiting at the driver.
+ *
+ * Verdict order: parse -> allowlist -> denylist -> ban list -> tier + L4 rule
+ * -> per-source bucket -> per-interface global bucket -> pass.
+ *
+ * The LPM tries are walked only when a source is first seen or when the
+ * policy or ban generation changed: the result is cached in the source's entry
+ * of rl_buckets, next to its token bucket, so the common path is one hash
+ * lookup, one compare-and-swap and a per-CPU counter.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "rlgate/abi.h"
+#include "maps.h"
+#include "parse.h"
+#include "gcra.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+extern unsigned int CONFIG_HZ __kconfig;
+
+/* rl time: jiffies in ns. bpf_ktime_get_ns() costs more than the rest of the
+ * fast path here (docs/PERFORMANCE.md); a 1/HZ clock is exact on average and
+ * GCRA keeps no rounding residue between packets. */
+static __always_inline __u64 rl_ns_per_jiffy(void)
+{
+	return 1000000000ULL / CONFIG_HZ;
+}
+
+static __always_inline __u64 rl_now_ns(void)
+{
+	return bpf_jiffies64() * rl_ns_per_jiffy();
+}
+
+static __always_inline void rl_health_inc(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&rl_health, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void rl_count(__u32 tier, __u32 rule, __u32 reason, __u32 verdict, __u32 bytes)
+{
+	__u32 idx = rl_stats_index(tier, rule, reason, verdict);
+	struct rl_counter *c = bpf_map_lookup_elem(&rl_stats, &idx);
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+}
+
+/* Drop verdicts become passes in dry-run; the reason is kept either way. */
+static __always_inline int rl_drop(const struct rl_policy *pol, __u32 tier, __u32 rule, __u32 reason,
+				   __u32 bytes)
+{
+	if (pol->flags & RL_POLICY_DRY_RUN) {
+		rl_count(tier, rule, reason, RL_VERDICT_PASS, bytes);
+		return XDP_PASS;
+	}
+	rl_count(tier, rule, reason, RL_VERDICT_DROP, bytes);
+	return XDP_DROP;
+}
+
+/* Keep the first `prefix` bits (0..128) of a 16-byte address. Two 64-bit
+ * words, no per-byte branches: the verifier walks this on every path. */
+static __always_inline __u64 rl_prefix_mask64(int bits)
+{
+	if (bits <= 0)
+		return 0;
+	if (bits >= 64)
+		return ~0ULL;
+	return ~0ULL << (64 - bits);
+}
+
+static __always_inline void rl_mask_addr(__u8 *addr, __u32 prefix)
+{
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, addr, 8);
+	__builtin_memcpy(&lo, addr + 8, 8);
+	hi &= bpf_cpu_to_be64(rl_prefix_mask64((int)prefix));
+	lo &= bpf_cpu_to_be64(rl_prefix_mask64((int)prefix - 64));
+	__builtin_memcpy(addr, &hi, 8);
+	__builtin_memcpy(addr + 8, &lo, 8);
+}
+
+/* Event budget: a flood must never become a flood of events. */
+static __always_inline bool rl_event_budget(struct rl_ctl *ctl, __u64 now_q)
+{
+	if (!ctl->event_interval_q)
+		return true;
+	return rl_gcra_take(&ctl->event_tat_q, now_q, ctl->event_interval_q, ctl->event_tolerance_q, 0) ==
+	       RL_GCRA_CONFORM;
+}
+
+static __always_inline void rl_emit_autoban(struct rl_ctl *ctl, const struct rl_bucket_key *bkey,
+					    __u32 tier, __u32 drops, __u64 now, __u64 ban_ns,
+					    __u32 ifindex)
+{
+	if (!rl_event_budget(ctl, now << RL_Q_SHIFT)) {
+		rl_health_inc(RL_HEALTH_EVENTS_SUPPRESSED);
+		return;
+	}
+	struct rl_event *ev = bpf_ringbuf_reserve(&rl_events, sizeof(*ev), 0);
+	if (!ev) {
+		rl_health_inc(RL_HEALTH_EVENTS_SUPPRESSED);
+		return;
+	}
+	ev->time_ns = now;
+	ev->ban_ns = ban_ns;
+	ev->type = RL_EVENT_AUTOBAN;
+	ev->ifindex = ifindex;
+	ev->drops = drops;
+	__builtin_memcpy(ev->addr, bkey->addr, 16);
+	ev->prefixlen = bkey->prefixlen;
+	ev->tier = tier;
+	ev->rule = bkey->rule;
+	ev->pad = 0;
+	bpf_ringbuf_submit(ev, 0);
+	rl_health_inc(RL_HEALTH_EVENTS_SENT);
+}
+
+/* Count a rate drop in the bucket's window; the drop that reaches the tier's
+ * threshold (exactly one CPU sees ==) bans the bucket's prefix. */
+static __always_inline void rl_autoban_account(struct rl_ctl *ctl, const struct rl_tier_params *tp,
+					       struct rl_bucket *bucket,
+					       const struct rl_bucket_key *bkey, __u32 tier, __u64 now,
+					       __u32 ifindex)
+{
+	if (!tp->autoban_drops)
+		return;
+	__u64 start = bucket->window_start_ns;
+	if (now - start > tp->autoban_window_ns) {
+		bucket->window_start_ns = now;
+		bucket->window_drops = 0;
+	}
+	__u32 drops = __sync_fetch_and_add(&bucket->window_drops, 1) + 1;
+	if (drops != tp->autoban_drops)
+		return;
+
+	struct rl_lpm_key key = {};
+	key.prefixlen = RL_LPM_SLOT_BITS + bkey->prefixlen;
+	__builtin_memcpy(key.addr, bkey->addr, 16);
+	struct rl_ban_value ban = {
+		.expires_ns = now + tp->autoban_ban_ns,
+		.created_ns = now,
+		.origin = RL_ORIGIN_KERNEL,
+		.tier = tier,
+	};
+	/* NOEXIST: never shorten or overwrite a ban an operator set */
+	long err = bpf_map_update_elem(&rl_bans, &key, &ban, BPF_NOEXIST);
+	if (err == 0) {
+		__sync_fetch_and_add(&ctl->ban_gen, 1);
+		rl_health_inc(RL_HEALTH_AUTOBAN);
+		rl_emit_autoban(ctl, bkey, tier, drops, now, tp->autoban_ban_ns, ifindex);
+	} else if (err != -17 /* EEXIST */) {
+		rl_health_inc(RL_HEALTH_AUTOBAN_FAIL);
+	}
+}
+
+/* Walk the tries for `src` and store the result in `entry`. */
+static __always_inline void rl_classify(struct rl_bucket *entry, const struct rl_pkt *pkt,
+					const struct rl_policy *pol, __u32 gen, __u32 ban_gen,
+					__u32 cache_prefix, __u64 now)
+{
+	struct rl_lpm_key key = {};
+	key.prefixlen = RL_LPM_SLOT_BITS + 128;
+	key.slot = gen & 1;
+	__builtin_memcpy(key.addr, pkt->addr, 16);
+
+	__u8 tier = pol->default_tier;
+	struct rl_class_value *cls = bpf_map_lookup_elem(&rl_class, &key);
+	if (cls) {
+		if (cls->klass == RL_CLASS_ALLOW) {
+			entry->state = RL_STATE_ALLOWED;
+			goto out;
+		}
+		if (cls->klass == RL_CLASS_DENY) {
+			entry->state = RL_STATE_DENIED;
+			goto out;
+		}
+		tier = cls->tier;
+	}
+	tier &= RL_MAX_TIERS - 1;
+	entry->tier = tier;
+
+	key.slot = 0;
+	struct rl_ban_value *ban = bpf_map_lookup_elem(&rl_bans, &key);
+	if (ban && (ban->expires_ns == 0 || now < ban->expires_ns)) {
+		entry->state = RL_STATE_BANNED;
+		entry->ban_expires_ns = ban->expires_ns;
+		goto out;
+	}
+
+	const struct rl_tier_params *tp = &pol->tiers[tier];
+	__u32 bucket_prefix = pkt->is_v6 ? tp->prefix_v6 : RL_V4_MAPPED_BITS + tp->prefix_v4;
+	if (bucket_prefix >= cache_prefix) {
+		entry->state = RL_STATE_LIMITED;
+	} else {
+		entry->state = RL_STATE_AGGREGATED;
+		entry->bucket_prefix = bucket_prefix;
+	}
+out:
+	entry->policy_gen = gen;
+	entry->ban_gen = ban_gen;
+	rl_health_inc(RL_HEALTH_RECLASSIFY);
+}
+
+static __always_inline struct rl_bucket *rl_lookup_or_create(const struct rl_bucket_key *key)
+{
+	struct rl_bucket *b = bpf_map_lookup_elem(&rl_buckets, key);
+	if (b)
+		return b;
+	struct rl_bucket fresh = {}; /* policy_gen 0 never matches: classified on first use */
+	long err = bpf_map_update_elem(&rl_buckets, key, &fresh, BPF_NOEXIST);
+	if (err == 0)
+		rl_health_inc(RL_HEALTH_BUCKET_INSERTS);
+	b = bpf_map_lookup_elem(&rl_buckets, key); /* EEXIST: another CPU won the race */
+	if (!b)
+		rl_health_inc(RL_HEALTH_BUCKET_INSERT_FAIL);
+	return b;
+}
+
+/* Both the packet and the byte budget must conform; a packet charged to one
+ * and refused by the other is refunded. */
+static __always_inline int rl_take(__u64 *pkt_tat, __u64 *byte_tat, const struct rl_limit *lim,
+				   __u64 now_q, __u32 bytes, __u64 tick_q)
+{
+	int res = RL_GCRA_CONFORM;
+	__u64 pkt_cost = lim->pkt_interval_q;
+	if (pkt_cost) {
+		res = rl_gcra_take(pkt_tat, now_q, pkt_cost, lim->pkt_tolerance_q, tick_q);
+		if (res != RL_GCRA_CONFORM)
+			return res;
+	}
+	if (lim->byte_interval_q) {
+		__u64 cost = rl_byte_cost_q(bytes, lim->byte_interval_q);
+		res = rl_gcra_take(byte_tat, now_q, cost, lim->byte_tolerance_q, tick_q);
+		if (res != RL_GCRA_CONFORM && pkt_cost)
+			rl_gcra_refund(pkt_tat, pkt_cost);
+	}
+	return res;
+}
+
+static __always_inline void rl_refund(__u64 *pkt_tat, __u64 *byte_tat, const struct rl_limit *lim,
+				      __u32 bytes)
+{
+	if (lim->pkt_interval_q)
+		rl_gcra_refund(pkt_tat, lim->pkt_interval_q);
+	if (lim->byte_interval_q)
+		rl_gcra_refund(byte_tat, rl_byte_cost_q(bytes, lim->byte_interval_q));
+}
+
+SEC("xdp")
+int rl_xdp(struct xdp_md *ctx)
+{
+	__u32 bytes = ctx->data_end - ctx->data;
+	__u32 zero = 0;
+	struct rl_ctl *ctl = bpf_map_lookup_elem(&rl_ctl, &zero);
+	if (!ctl)
+		return XDP_PASS;
+	__u32 gen = *(volatile __u32 *)&ctl->policy_gen;
+	__u32 slot = gen & 1;
+	struct rl_policy *pol = bpf_map_lookup_elem(&rl_policy, &slot);
+	if (!pol)
+		return XDP_PASS;
+
+	struct rl_pkt pkt;
+	int parsed = rl_parse(ctx, &pkt);
+	if (parsed == RL_PARSE_NON_IP) {
+		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_NON_IP, RL_VERDICT_PASS, bytes);
+		return XDP_PASS;
+	}
+	if (parsed != RL_PARSE_OK) {
+		if (gen && (pol->flags & RL_POLICY_DROP_MALFORMED)) {
+			rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, RL_VERDICT_DROP, bytes);
+			return XDP_DROP;
+		}
+		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, RL_VERDICT_PASS, bytes);
+		return XDP_PASS;
+	}
+	if (!gen) { /* loaded but no policy written yet: pass-through */
+		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
+		return XDP_PASS;
+	}
+
+	__u32 ridx = (slot * RL_L4_CLASSES + pkt.l4class) * RL_PORTS + pkt.dport;
+	__u8 *rulep = bpf_map_lookup_elem(&rl_rule_index, &ridx);
+	__u32 rule = rulep ? (*rulep & (RL_MAX_RULES - 1)) : 0;
+
+	__u32 cache_prefix = pkt.is_v6 ? pol->v6_class_prefix : 128;
+	struct rl_bucket_key key;
+	__builtin_memcpy(key.addr, pkt.addr, 16);
+	if (cache_prefix < 128)
+		rl_mask_addr(key.addr, cache_prefix);
+	key.prefixlen = cache_prefix;
+	key.rule = rule;
+	key.pad[0] = 0;
+	key.pad[1] = 0;
+
+	struct rl_bucket *entry = rl_lookup_or_create(&key);
+	if (!entry)
+		return rl_drop(pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
+
+	__u64 now = rl_now_ns();
+	__u32 ban_gen = *(volatile __u32 *)&ctl->ban_gen;
+	if (entry->policy_gen != gen || entry->ban_gen != ban_gen ||
+	    (entry->state == RL_STATE_BANNED && entry->ban_expires_ns && now >= entry->ban_expires_ns))
+		rl_classify(entry, &pkt, pol, gen, ban_gen, cache_prefix, now);
+
+	__u32 state = entry->state;
+	if (state == RL_STATE_ALLOWED) {
+		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_ALLOW, RL_VERDICT_PASS, bytes);
+		return XDP_PASS;
+	}
+	if (state == RL_STATE_DENIED)
+		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_DENY, bytes);
+	if (state == RL_STATE_BANNED)
+		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, bytes);
+
+	__u32 tier = entry->tier & (RL_MAX_TIERS - 1);
+	struct rl_bucket *bucket = entry;
+	struct rl_bucket_key *bkey = &key;
+	struct rl_bucket_key agg_key;
+	if (state == RL_STATE_AGGREGATED) {
+		__builtin_memcpy(&agg_key, &key, sizeof(agg_key));
+		agg_key.prefixlen = entry->bucket_prefix;
+		rl_mask_addr(agg_key.addr, agg_key.prefixlen);
+		bucket = rl_lookup_or_create(&agg_key);
+		if (!bucket)
+			return rl_drop(pol, tier, rule, RL_REASON_MAP_FULL, bytes);
+		bkey = &agg_key;
+	}
+
+	const struct rl_limit *lim = &pol->limits[tier][rule];
+	__u64 now_q = now << RL_Q_SHIFT;
+	__u64 tick_q = rl_ns_per_jiffy() << RL_Q_SHIFT;
+	int res = rl_take(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, now_q, bytes, tick_q);
+	if (res != RL_GCRA_CONFORM) {
+		if (res == RL_GCRA_EXCEED && !(pol->flags & RL_POLICY_DRY_RUN))
+			rl_autoban_account(ctl, &pol->tiers[tier], bucket, bkey, tier, now,
+					   ctx->ingress_ifindex);
+		return rl_drop(pol, tier, rule, RL_REASON_RATE, bytes);
+	}
+
+	const struct rl_limit *glim = &pol->global;
+	if (glim->pkt_interval_q || glim->byte_interval_q) {
+		__u32 ifindex = ctx->ingress_ifindex;
+		struct rl_global_bucket *g = bpf_map_lookup_elem(&rl_global, &ifindex);
+		if (!g) {
+			struct rl_global_bucket fresh = {};
+			bpf_map_update_elem(&rl_global, &ifindex, &fresh, BPF_NOEXIST);
+			g = bpf_map_lookup_elem(&rl_global, &ifindex);
+		}
+		/* no global bucket (map full of interfaces): the per-source limit still held */
+		if (g && rl_take(&g->pkt_tat_q, &g->byte_tat_q, glim, now_q, bytes, tick_q) !=
+				 RL_GCRA_CONFORM) {
+			rl_refund(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, bytes);
+			return rl_drop(pol, tier, rule, RL_REASON_GLOBAL, bytes);
+		}
+	}
+
+	rl_count(tier, rule, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
+	return XDP_PASS;
+}
+
+/* Run by userspace with bpf_prog_test_run: reads the program's clock. */
+SEC("xdp")
+int rl_clock_probe(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct rl_clock_sample *s = bpf_map_lookup_elem(&rl_clock, &zero);
+	if (!s)
+		return XDP_ABORTED;
+	s->jiffies = bpf_jiffies64();
+	s->mono_ns = bpf_ktime_get_ns();
+	s->ns_per_jiffy = rl_ns_per_jiffy();
+	s->rl_now_ns = s->jiffies * s->ns_per_jiffy;
+	return XDP_PASS;
+}

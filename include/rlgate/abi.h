@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * rlgate kernel/user ABI: every struct that crosses the boundary between the
+ * XDP program (bpf/) and userspace (userspace/, tests/) is defined here, once.
+ *
+ * Included by bpf/rlgate.bpf.c (after vmlinux.h) and by C++ code (after
+ * <linux/types.h>). Plain fixed-width __u* types, explicit padding, and size /
+ * offset checks at the end so a layout drift fails the build on both sides.
+ *
+ * Time: "rl time" is bpf_jiffies64() scaled to nanoseconds (see
+ * docs/PERFORMANCE.md for why jiffies and not bpf_ktime_get_ns()). Userspace
+ * reads the same clock through the rl_clock_probe program.
+ */
+#ifndef RLGATE_ABI_H
+#define RLGATE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define RL_ABI_VERSION 1
+
+#define RL_MAX_TIERS 16   /* tier ids 0..15; 0 is the default tier */
+#define RL_MAX_RULES 16   /* rule ids 1..15; 0 means "no L4 rule matched" */
+#define RL_POLICY_SLOTS 2 /* double-buffered policy: slot = generation & 1 */
+
+/* Dense destination-port → rule table, per slot and per L4 class. */
+#define RL_PORTS 65536
+enum rl_l4_class {
+	RL_L4_TCP = 0,     /* TCP without SYN (or SYN+ACK) */
+	RL_L4_TCP_SYN = 1, /* TCP SYN without ACK: connection attempts */
+	RL_L4_UDP = 2,
+	RL_L4_OTHER = 3, /* ICMP, ICMPv6, non-first fragments, other protos: port 0 */
+	RL_L4_CLASSES = 4,
+};
+#define RL_RULE_INDEX_ENTRIES (RL_POLICY_SLOTS * RL_L4_CLASSES * RL_PORTS)
+
+/* Why a packet got its verdict. Counters are kept per reason × verdict. */
+enum rl_reason {
+	RL_REASON_WITHIN_LIMIT = 0, /* classified, buckets had tokens */
+	RL_REASON_ALLOW = 1,        /* allowlist */
+	RL_REASON_NON_IP = 2,       /* not IPv4/IPv6: always passes */
+	RL_REASON_MALFORMED = 3,    /* truncated / bogus header: configurable verdict */
+	RL_REASON_DENY = 4,         /* static denylist */
+	RL_REASON_BAN = 5,          /* ban list (manual, kernel auto-ban, L7, peer) */
+	RL_REASON_RATE = 6,         /* per-source bucket empty */
+	RL_REASON_GLOBAL = 7,       /* per-interface global bucket empty */
+	RL_REASON_MAP_FULL = 8,     /* could not create a bucket: fail closed */
+	RL_REASON_MAX = 9,
+};
+
+enum rl_verdict_index {
+	RL_VERDICT_PASS = 0, /* dry-run drops are counted as PASS with a drop reason */
+	RL_VERDICT_DROP = 1,
+	RL_VERDICTS = 2,
+};
+
+/* Counters index: ((tier * RL_MAX_RULES + rule) * RL_REASON_MAX + reason) * 2 + verdict.
+ * Verdicts reached before classification (non-IP, malformed, allow, deny, ban)
+ * are counted under tier RL_STATS_TIER_NONE, rule 0. */
+#define RL_STATS_TIER_NONE RL_MAX_TIERS
+#define RL_STATS_ENTRIES ((RL_MAX_TIERS + 1) * RL_MAX_RULES * RL_REASON_MAX * RL_VERDICTS)
+
+static inline __u32 rl_stats_index(__u32 tier, __u32 rule, __u32 reason, __u32 verdict)
+{
+	return ((tier * RL_MAX_RULES + rule) * RL_REASON_MAX + reason) * RL_VERDICTS + verdict;
+}
+
+struct rl_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Dataplane health counters (PERCPU_ARRAY, one slot each). */
+enum rl_health {
+	RL_HEALTH_BUCKET_INSERTS = 0,   /* new bucket entries (LRU evicts the oldest) */
+	RL_HEALTH_BUCKET_INSERT_FAIL,   /* insert refused: packet dropped (MAP_FULL) */
+	RL_HEALTH_CAS_RETRY,            /* lost a compare-and-swap race, retried */
+	RL_HEALTH_CAS_EXHAUSTED,        /* gave up after RL_CAS_TRIES: packet dropped */
+	RL_HEALTH_RECLASSIFY,           /* cached classification revalidated */
+	RL_HEALTH_AUTOBAN,              /* bans inserted by the program itself */
+	RL_HEALTH_AUTOBAN_FAIL,         /* ban map full */
+	RL_HEALTH_EVENTS_SENT,          /* ring-buffer events emitted */
+	RL_HEALTH_EVENTS_SUPPRESSED,    /* events dropped by the event budget or a full ring */
+	RL_HEALTH_MAX,
+};
+
+/* Source/prefix key for every LPM trie. IPv4 is stored IPv4-mapped
+ * (::ffff:a.b.c.d, prefix 96 + len) so one trie serves both families.
+ * prefixlen counts bits of `slot` + `addr`: a policy entry for /N has
+ * prefixlen = 8 + N, so a lookup for slot s only matches entries of slot s.
+ * The ban trie always uses slot 0 (bans are not double-buffered). */
+struct rl_lpm_key {
+	__u32 prefixlen;
+	__u8 slot;
+	__u8 addr[16];
+	__u8 pad[3];
+};
+#define RL_LPM_SLOT_BITS 8
+#define RL_V4_MAPPED_BITS 96
+
+/* Value of the classification trie (allow + deny + tier membership merged by
+ * userspace so that one longest-prefix lookup yields the final class). */
+enum rl_class {
+	RL_CLASS_TIER = 0, /* member of `tier`; limits apply */
+	RL_CLASS_ALLOW = 1,
+	RL_CLASS_DENY = 2,
+};
+struct rl_class_value {
+	__u8 klass; /* enum rl_class */
+	__u8 tier;  /* valid for RL_CLASS_TIER */
+	__u8 pad[2];
+};
+
+enum rl_ban_origin {
+	RL_ORIGIN_MANUAL = 0,
+	RL_ORIGIN_KERNEL = 1, /* auto-ban by the XDP program */
+	RL_ORIGIN_L7 = 2,
+	RL_ORIGIN_PEER = 3,   /* propagated from another host */
+};
+
+struct rl_ban_value {
+	__u64 expires_ns; /* rl time; 0 = until removed */
+	__u64 created_ns; /* rl time */
+	__u32 reason;     /* daemon-defined code; the text lives in userspace */
+	__u8 origin;      /* enum rl_ban_origin */
+	__u8 tier;        /* tier of the source when auto-banned */
+	__u8 pad[2];
+};
+
+/* Token-bucket limit in GCRA form. Times are in 1/64 ns ("q6") so that rates
+ * up to 100 Mpps keep sub-percent precision; see bpf/gcra.h. 0 = unlimited. */
+#define RL_Q_SHIFT 6
+#define RL_BYTE_Q_SHIFT 16 /* per-byte interval keeps 16 fractional bits */
+struct rl_limit {
+	__u64 pkt_interval_q;   /* 1/64 ns per packet (1e9 / pps << 6); 0 = no pps limit */
+	__u64 pkt_tolerance_q;  /* burst_packets * pkt_interval_q */
+	__u64 byte_interval_q;  /* 1/2^16 ns per byte; 0 = no byte limit */
+	__u64 byte_tolerance_q; /* burst_bytes * byte interval, in 1/64 ns */
+};
+
+struct rl_tier_params {
+	__u8 prefix_v4;      /* bucket aggregation, 1..32 (default 32) */
+	__u8 prefix_v6;      /* bucket aggregation, 1..128 (default 64) */
+	__u8 pad[2];
+	__u32 autoban_drops; /* drops within autoban_window_ns that trigger a ban; 0 = off */
+	__u64 autoban_window_ns;
+	__u64 autoban_ban_ns; /* ban length for kernel auto-bans */
+};
+
+enum rl_policy_flags {
+	RL_POLICY_DRY_RUN = 1u << 0,        /* count would-be drops, pass them */
+	RL_POLICY_DROP_MALFORMED = 1u << 1, /* malformed frames: drop instead of pass */
+};
+
+/* One policy slot. Written whole by userspace into the inactive slot before
+ * the generation flips; read by the program through rl_ctl.policy_gen. */
+struct rl_policy {
+	__u32 flags;          /* enum rl_policy_flags */
+	__u8 default_tier;    /* tier of sources matching no tier prefix */
+	__u8 v6_class_prefix; /* classification cache granularity for IPv6 (>= 64) */
+	__u8 pad[2];
+	struct rl_limit global; /* per interface; pkt/byte interval 0 = off */
+	struct rl_tier_params tiers[RL_MAX_TIERS];
+	struct rl_limit limits[RL_MAX_TIERS][RL_MAX_RULES]; /* [tier][rule] */
+};
+
+/* Live control block (ARRAY, one entry). */
+struct rl_ctl {
+	__u32 policy_gen; /* active slot = policy_gen & 1; 0 = no policy loaded yet */
+	__u32 ban_gen;    /* bumped on every ban insert/delete; invalidates caches */
+	__u64 event_tat_q; /* GCRA state of the event budget */
+	__u64 event_interval_q;
+	__u64 event_tolerance_q;
+};
+
+/* Bucket map (LRU hash) key: source masked to a prefix, plus the L4 rule.
+ * The same map holds classification-cache entries (prefix = cache
+ * granularity) and aggregated buckets (prefix = tier prefix). */
+struct rl_bucket_key {
+	__u8 addr[16]; /* IPv4-mapped for IPv4 */
+	__u8 prefixlen; /* in the 128-bit space (v4 /32 = 128) */
+	__u8 rule;
+	__u8 pad[2];
+};
+
+enum rl_bucket_state {
+	RL_STATE_LIMITED = 0,   /* tier bucket; GCRA state below */
+	RL_STATE_ALLOWED = 1,
+	RL_STATE_DENIED = 2,
+	RL_STATE_BANNED = 3,    /* until ban_expires_ns */
+	RL_STATE_AGGREGATED = 4, /* bucket lives at the tier prefix: second lookup */
+};
+
+struct rl_bucket {
+	__u64 pkt_tat_q;  /* GCRA theoretical arrival time, rl time in 1/64 ns */
+	__u64 byte_tat_q;
+	__u64 ban_expires_ns; /* RL_STATE_BANNED: rl time, 0 = until removed */
+	__u64 window_start_ns; /* auto-ban drop window */
+	__u32 window_drops;
+	__u32 policy_gen; /* classification below is valid for this generation */
+	__u32 ban_gen;    /* ... and this ban generation */
+	__u8 state;       /* enum rl_bucket_state */
+	__u8 tier;
+	__u8 bucket_prefix; /* RL_STATE_AGGREGATED: prefix of the shared bucket */
+	__u8 pad;
+};
+
+enum rl_event_type {
+	RL_EVENT_AUTOBAN = 1,
+};
+
+struct rl_event {
+	__u64 time_ns; /* rl time */
+	__u64 ban_ns;  /* RL_EVENT_AUTOBAN: ban length */
+	__u32 type;    /* enum rl_event_type */
+	__u32 ifindex;
+	__u32 drops;   /* drops in the window when the event fired */
+	__u8 addr[16];
+	__u8 prefixlen; /* 128-bit space */
+	__u8 tier;
+	__u8 rule;
+	__u8 pad;
+};
+
+/* Sample taken by rl_clock_probe: userspace's view of rl time. */
+struct rl_clock_sample {
+	__u64 jiffies;
+	__u64 mono_ns;      /* bpf_ktime_get_ns() at the same instant */
+	__u64 rl_now_ns;    /* jiffies * ns_per_jiffy: the program's clock */
+	__u64 ns_per_jiffy; /* 1e9 / CONFIG_HZ */
+};
+
+#ifdef __cplusplus
+#include <cstddef>
+#define RL_ASSERT(cond, msg) static_assert(cond, msg)
+#define RL_OFFSETOF(t, m) offsetof(t, m)
+#else
+#define RL_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define RL_OFFSETOF(t, m) __builtin_offsetof(t, m)
+#endif
+
+RL_ASSERT(sizeof(struct rl_counter) == 16, "rl_counter layout");
+RL_ASSERT(sizeof(struct rl_lpm_key) == 24, "rl_lpm_key layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_lpm_key, slot) == 4, "rl_lpm_key.slot");
+RL_ASSERT(RL_OFFSETOF(struct rl_lpm_key, addr) == 5, "rl_lpm_key.addr");
+RL_ASSERT(sizeof(struct rl_class_value) == 4, "rl_class_value layout");
+RL_ASSERT(sizeof(struct rl_ban_value) == 24, "rl_ban_value layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_ban_value, reason) == 16, "rl_ban_value.reason");
+RL_ASSERT(sizeof(struct rl_limit) == 32, "rl_limit layout");
+RL_ASSERT(sizeof(struct rl_tier_params) == 24, "rl_tier_params layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_policy, global) == 8, "rl_policy.global");
+RL_ASSERT(RL_OFFSETOF(struct rl_policy, tiers) == 40, "rl_policy.tiers");
+RL_ASSERT(RL_OFFSETOF(struct rl_policy, limits) == 40 + 24 * RL_MAX_TIERS, "rl_policy.limits");
+RL_ASSERT(sizeof(struct rl_policy) == 40 + 24 * RL_MAX_TIERS + 32 * RL_MAX_TIERS * RL_MAX_RULES,
+	  "rl_policy layout");
+RL_ASSERT(sizeof(struct rl_ctl) == 32, "rl_ctl layout");
+RL_ASSERT(sizeof(struct rl_bucket_key) == 20, "rl_bucket_key layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_bucket_key, prefixlen) == 16, "rl_bucket_key.prefixlen");
+RL_ASSERT(sizeof(struct rl_bucket) == 48, "rl_bucket layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_bucket, window_drops) == 32, "rl_bucket.window_drops");
+RL_ASSERT(RL_OFFSETOF(struct rl_bucket, state) == 44, "rl_bucket.state");
+RL_ASSERT(sizeof(struct rl_event) == 48, "rl_event layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_event, addr) == 28, "rl_event.addr");
+RL_ASSERT(sizeof(struct rl_clock_sample) == 32, "rl_clock_sample layout");
+
+#endif /* RLGATE_ABI_H */

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "dataplane/dataplane.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+
+#include "dataplane/bpf_error.hpp"
+#include "rlgate_bpf.skel.h"
+
+namespace rlgate {
+namespace {
+
+int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
+    char buf[1024];
+    int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+    std::string line(buf, n > 0 ? std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1) : 0);
+    while (!line.empty() && line.back() == '\n')
+        line.pop_back();
+    switch (level) {
+    case LIBBPF_WARN: spdlog::warn("libbpf: {}", line); break;
+    case LIBBPF_INFO: spdlog::debug("libbpf: {}", line); break;
+    case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", line); break;
+    }
+    return n;
+}
+
+void route_libbpf_logs() {
+    static std::once_flag once;
+    std::call_once(once, [] { libbpf_set_print(libbpf_to_spdlog); });
+}
+
+rl_lpm_key lpm_key(const net::Cidr& c, std::uint8_t slot) {
+    rl_lpm_key k{};
+    k.prefixlen = RL_LPM_SLOT_BITS + c.prefix128();
+    k.slot = slot;
+    std::memcpy(k.addr, c.address.bytes.data(), 16);
+    return k;
+}
+
+net::Cidr cidr_of(const rl_lpm_key& k) {
+    net::Cidr c;
+    std::memcpy(c.address.bytes.data(), k.addr, 16);
+    static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const unsigned p128 = k.prefixlen - RL_LPM_SLOT_BITS;
+    c.address.v4 = p128 >= 96 && std::memcmp(k.addr, mapped, 12) == 0;
+    c.prefix = c.address.v4 ? p128 - 96 : p128;
+    return c;
+}
+
+template <typename Key>
+std::vector<Key> all_keys(int fd) {
+    std::vector<Key> keys;
+    Key cur{}, next{};
+    const Key* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+        keys.push_back(next);
+        cur = next;
+        prev = &cur;
+    }
+    return keys;
+}
+
+std::uint64_t gcra_interval_q(std::uint64_t per_sec) {
+    return per_sec ? (1'000'000'000ULL << RL_Q_SHIFT) / per_sec : 0;
+}
+
+}  // namespace
+
+const char* to_string(AttachMode m) {
+    switch (m) {
+    case AttachMode::native: return "native";
+    case AttachMode::generic: return "generic";
+    case AttachMode::automatic: return "auto";
+    }
+    return "?";
+}
+
+std::uint64_t Counters::packets(std::uint32_t reason, std::uint32_t verdict) const {
+    return packets_where([&](const CounterKey& k) { return k.reason == reason && k.verdict == verdict; });
+}
+
+std::uint64_t Counters::packets_where(const std::function<bool(const CounterKey&)>& pred) const {
+    std::uint64_t sum = 0;
+    for (const auto& [k, v] : entries)
+        if (pred(k))
+            sum += v.packets;
+    return sum;
+}
+
+void Dataplane::SkeletonDeleter::operator()(::rlgate_bpf* skel) const { rlgate_bpf__destroy(skel); }
+void Dataplane::RingDeleter::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+
+Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
+    route_libbpf_logs();
+    skel_.reset(rlgate_bpf__open());
+    if (!skel_)
+        throw BpfError(errno, "open BPF skeleton rlgate_bpf");
+    check_bpf(bpf_map__set_max_entries(skel_->maps.rl_buckets, options_.bucket_entries), "size rl_buckets");
+    check_bpf(bpf_map__set_max_entries(skel_->maps.rl_class, options_.class_entries), "size rl_class");
+    check_bpf(bpf_map__set_max_entries(skel_->maps.rl_bans, options_.ban_entries), "size rl_bans");
+    check_bpf(rlgate_bpf__load(skel_.get()),
+              "load XDP program rlgate (needs root/CAP_BPF; run with --log-level debug for the verifier log)");
+
+    const int ctl_fd = bpf_map__fd(skel_->maps.rl_ctl);
+    ctl_map_len_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    ctl_map_ = mmap(nullptr, ctl_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, ctl_fd, 0);
+    if (ctl_map_ == MAP_FAILED) {
+        ctl_map_ = nullptr;
+        throw BpfError(errno, "mmap rl_ctl");
+    }
+    rl_ctl* c = ctl();
+    c->event_interval_q = gcra_interval_q(options_.events_per_sec);
+    c->event_tolerance_q = c->event_interval_q * std::max<std::uint32_t>(1, options_.events_burst);
+
+    ring_.reset(ring_buffer__new(
+        bpf_map__fd(skel_->maps.rl_events),
+        [](void* self, void* data, std::size_t size) -> int {
+            auto* dp = static_cast<Dataplane*>(self);
+            if (size >= sizeof(rl_event) && dp->on_event_) {
+                rl_event ev;
+                std::memcpy(&ev, data, sizeof ev);
+                dp->on_event_(ev);
+            }
+            return 0;
+        },
+        this, nullptr));
+    if (!ring_)
+        throw BpfError(errno, "create ring buffer reader for rl_events");
+}
+
+Dataplane::~Dataplane() {
+    attachments_.clear();  // closing the link fds detaches
+    ring_.reset();
+    if (ctl_map_)
+        munmap(ctl_map_, ctl_map_len_);
+}
+
+rl_ctl* Dataplane::ctl() { return static_cast<rl_ctl*>(ctl_map_); }
+const rl_ctl* Dataplane::ctl() const { return static_cast<const rl_ctl*>(ctl_map_); }
+
+int Dataplane::program_fd() const { return bpf_program__fd(skel_->progs.rl_xdp); }
+
+int Dataplane::map_fd(const std::string& name) const {
+    const int fd = bpf_object__find_map_fd_by_name(skel_->obj, name.c_str());
+    if (fd < 0)
+        throw BpfError(ENOENT, "no map named " + name);
+    return fd;
+}
+
+AttachMode Dataplane::attach(const std::string& ifname, AttachMode mode) {
+    if (attachments_.contains(ifname))
+        throw BpfError(EEXIST, "attach XDP to " + ifname + ": already attached");
+    const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+    if (ifindex == 0)
+        throw BpfError(errno, "attach XDP to " + ifname + ": no such interface");
+    auto try_attach = [&](AttachMode m) -> int {
+        LIBBPF_OPTS(bpf_link_create_opts, opts);
+        opts.flags = m == AttachMode::generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+        return bpf_link_create(program_fd(), ifindex, BPF_XDP, &opts);
+    };
+    AttachMode used = mode == AttachMode::generic ? AttachMode::generic : AttachMode::native;
+    int fd = try_attach(used);
+    if (fd < 0 && mode == AttachMode::automatic) {
+        const int native_err = errno;
+        spdlog::warn("native XDP on {} failed ({}); falling back to generic XDP, which runs after skb "
+                     "allocation and is several times slower",
+                     ifname, std::strerror(native_err));
+        used = AttachMode::generic;
+        fd = try_attach(used);
+    }
+    if (fd < 0) {
+        const int err = errno;
+        std::string hint;
+        if (used == AttachMode::native && (err == EOPNOTSUPP || err == EINVAL))
+            hint = " (the driver may lack native XDP: set mode \"generic\" or \"auto\")";
+        if (err == EBUSY || err == EEXIST)
+            hint = " (another XDP program is attached; detach it first)";
+        throw BpfError(err, "attach XDP (" + std::string(to_string(used)) + ") to " + ifname + hint);
+    }
+    attachments_.emplace(ifname, Attachment{ifindex, used, UniqueFd(fd)});
+    spdlog::info("attached XDP to {} (ifindex {}, {} mode)", ifname, ifindex, to_string(used));
+    return used;
+}
+
+void Dataplane::detach(const std::string& ifname) {
+    if (attachments_.erase(ifname) == 0)
+        throw BpfError(ENOENT, "detach XDP from " + ifname + ": not attached by this process");
+}
+
+std::map<std::string, AttachMode> Dataplane::attachments() const {
+    std::map<std::string, AttachMode> out;
+    for (const auto& [name, a] : attachments_)
+        out.emplace(name, a.mode);
+    return out;
+}
+
+std::uint32_t Dataplane::policy_generation() const {
+    return std::atomic_ref<const std::uint32_t>(ctl()->policy_gen).load(std::memory_order_acquire);
+}
+
+std::uint32_t Dataplane::apply_policy(const policy::CompiledPolicy& compiled) {
+    const std::uint32_t gen = policy_generation();
+    std::uint32_t next = gen + 1;
+    if (next == 0)
+        next = 2;  // 0 means "no policy"; keep the parity alternating
+    const auto slot = static_cast<std::uint8_t>(next & 1);
+
+    const int class_fd = bpf_map__fd(skel_->maps.rl_class);
+    // Entries of the inactive slot belong to the generation before the
+    // current one: no packet reads them any more.
+    std::size_t active_entries = 0;
+    for (const auto& k : all_keys<rl_lpm_key>(class_fd)) {
+        if (k.slot == slot)
+            check_bpf(bpf_map_delete_elem(class_fd, &k), "clear inactive policy slot of rl_class");
+        else
+            ++active_entries;
+    }
+    if (active_entries + compiled.class_entries.size() > options_.class_entries)
+        throw BpfError(ENOSPC, "policy has " + std::to_string(compiled.class_entries.size()) +
+                                   " allow/deny/tier prefixes; rl_class holds " +
+                                   std::to_string(options_.class_entries) + " for both policy slots");
+    for (const auto& e : compiled.class_entries) {
+        const auto k = lpm_key(e.prefix, slot);
+        check_bpf(bpf_map_update_elem(class_fd, &k, &e.value, BPF_ANY),
+                  "write prefix " + e.prefix.to_string() + " to rl_class");
+    }
+
+    if (compiled.rule_index.size() != static_cast<std::size_t>(RL_L4_CLASSES) * RL_PORTS)
+        throw BpfError(EINVAL, "compiled rule index has the wrong size");
+    std::vector<std::uint32_t> keys(compiled.rule_index.size());
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        keys[i] = static_cast<std::uint32_t>(slot * RL_L4_CLASSES * RL_PORTS + i);
+    std::uint32_t count = static_cast<std::uint32_t>(keys.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, batch_opts);
+    check_bpf(bpf_map_update_batch(bpf_map__fd(skel_->maps.rl_rule_index), keys.data(),
+                                   compiled.rule_index.data(), &count, &batch_opts),
+              "write rl_rule_index");
+
+    const std::uint32_t slot_key = slot;
+    check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_policy), &slot_key, &compiled.header, BPF_ANY),
+              "write rl_policy");
+
+    std::atomic_ref<std::uint32_t>(ctl()->policy_gen).store(next, std::memory_order_release);
+    v6_class_prefix_ = compiled.header.v6_class_prefix;
+    return next;
+}
+
+void Dataplane::bump_ban_generation() {
+    std::atomic_ref<std::uint32_t>(ctl()->ban_gen).fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Dataplane::add_ban(const net::Cidr& prefix, std::chrono::nanoseconds ttl, std::uint32_t reason,
+                        rl_ban_origin origin) {
+    if (!prefix.address.v4 && prefix.prefix > v6_class_prefix_)
+        throw BpfError(EINVAL, "ban " + prefix.to_string() + ": IPv6 bans must be /" +
+                                   std::to_string(v6_class_prefix_) +
+                                   " or shorter (a source owns at least a /64; sources are tracked at that "
+                                   "granularity)");
+    if (ttl.count() < 0)
+        throw BpfError(EINVAL, "ban " + prefix.to_string() + ": negative duration");
+    const auto now = clock().rl_now_ns;
+    rl_ban_value v{};
+    v.created_ns = now;
+    v.expires_ns = ttl.count() ? now + static_cast<std::uint64_t>(ttl.count()) : 0;
+    v.reason = reason;
+    v.origin = static_cast<std::uint8_t>(origin);
+    const auto k = lpm_key(prefix, 0);
+    check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_bans), &k, &v, BPF_ANY),
+              "add ban " + prefix.to_string());
+    bump_ban_generation();
+}
+
+bool Dataplane::remove_ban(const net::Cidr& prefix) {
+    const auto k = lpm_key(prefix, 0);
+    if (bpf_map_delete_elem(bpf_map__fd(skel_->maps.rl_bans), &k) != 0) {
+        if (errno == ENOENT)
+            return false;
+        throw BpfError(errno, "remove ban " + prefix.to_string());
+    }
+    bump_ban_generation();
+    return true;
+}
+
+std::vector<BanEntry> Dataplane::list_bans() const {
+    const int fd = bpf_map__fd(skel_->maps.rl_bans);
+    std::vector<BanEntry> out;
+    for (const auto& k : all_keys<rl_lpm_key>(fd)) {
+        BanEntry e;
+        if (bpf_map_lookup_elem(fd, &k, &e.value) != 0)
+            continue;  // removed meanwhile
+        e.prefix = cidr_of(k);
+        out.push_back(e);
+    }
+    return out;
+}
+
+Counters Dataplane::read_counters() const {
+    Counters out;
+    const int ncpu = libbpf_num_possible_cpus();
+    check_bpf(ncpu, "count possible CPUs");
+    const int stats_fd = bpf_map__fd(skel_->maps.rl_stats);
+    std::vector<std::uint32_t> keys(RL_STATS_ENTRIES);
+    std::vector<rl_counter> values(static_cast<std::size_t>(RL_STATS_ENTRIES) * static_cast<std::size_t>(ncpu));
+    std::uint32_t count = RL_STATS_ENTRIES;
+    std::uint32_t out_batch = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int err = bpf_map_lookup_batch(stats_fd, nullptr, &out_batch, keys.data(), values.data(), &count, &opts);
+    if (err < 0 && errno != ENOENT)
+        throw BpfError(errno, "read rl_stats");
+    for (std::uint32_t i = 0; i < count; ++i) {
+        rl_counter sum{};
+        for (int cpu = 0; cpu < ncpu; ++cpu) {
+            const auto& v = values[static_cast<std::size_t>(i) * static_cast<std::size_t>(ncpu) + static_cast<std::size_t>(cpu)];
+            sum.packets += v.packets;
+            sum.bytes += v.bytes;
+        }
+        if (sum.packets == 0)
+            continue;
+        std::uint32_t idx = keys[i];
+        CounterKey k{};
+        k.verdict = idx % RL_VERDICTS;
+        idx /= RL_VERDICTS;
+        k.reason = idx % RL_REASON_MAX;
+        idx /= RL_REASON_MAX;
+        k.rule = idx % RL_MAX_RULES;
+        k.tier = idx / RL_MAX_RULES;
+        out.entries[k] = sum;
+    }
+    const int health_fd = bpf_map__fd(skel_->maps.rl_health);
+    std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(ncpu));
+    for (std::uint32_t h = 0; h < RL_HEALTH_MAX; ++h) {
+        check_bpf(bpf_map_lookup_elem(health_fd, &h, per_cpu.data()), "read rl_health");
+        for (auto v : per_cpu)
+            out.health[h] += v;
+    }
+    return out;
+}
+
+void Dataplane::reset_counters() {
+    const int ncpu = libbpf_num_possible_cpus();
+    check_bpf(ncpu, "count possible CPUs");
+    std::vector<rl_counter> zero_counters(static_cast<std::size_t>(ncpu));
+    const int stats_fd = bpf_map__fd(skel_->maps.rl_stats);
+    for (std::uint32_t i = 0; i < RL_STATS_ENTRIES; ++i)
+        check_bpf(bpf_map_update_elem(stats_fd, &i, zero_counters.data(), BPF_ANY), "reset rl_stats");
+    std::vector<std::uint64_t> zero(static_cast<std::size_t>(ncpu));
+    const int health_fd = bpf_map__fd(skel_->maps.rl_health);
+    for (std::uint32_t h = 0; h < RL_HEALTH_MAX; ++h)
+        check_bpf(bpf_map_update_elem(health_fd, &h, zero.data(), BPF_ANY), "reset rl_health");
+}
+
+int Dataplane::poll_events(std::chrono::milliseconds timeout, const std::function<void(const rl_event&)>& on_event) {
+    on_event_ = on_event;
+    const int n = ring_buffer__poll(ring_.get(), static_cast<int>(timeout.count()));
+    on_event_ = nullptr;
+    if (n < 0 && n != -EINTR)
+        throw BpfError(-n, "poll rl_events");
+    return n < 0 ? 0 : n;
+}
+
+ClockSample Dataplane::clock() const {
+    std::uint8_t frame[64] = {};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame);
+    check_bpf(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.rl_clock_probe), &opts), "run rl_clock_probe");
+    rl_clock_sample s{};
+    const std::uint32_t zero = 0;
+    check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_clock), &zero, &s), "read rl_clock");
+    return ClockSample{s.rl_now_ns, s.mono_ns, s.ns_per_jiffy};
+}
+
+TestRunResult Dataplane::test_run(std::span<const std::uint8_t> frame, std::uint32_t repeat) const {
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<std::uint32_t>(frame.size());
+    opts.repeat = repeat;
+    check_bpf(bpf_prog_test_run_opts(program_fd(), &opts), "test-run rl_xdp");
+    return TestRunResult{opts.retval, opts.duration};
+}
+
+std::optional<rl_bucket> Dataplane::lookup_bucket(const rl_bucket_key& key) const {
+    rl_bucket b{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_buckets), &key, &b) != 0)
+        return std::nullopt;
+    return b;
+}
+
+void Dataplane::update_bucket(const rl_bucket_key& key, const rl_bucket& value) {
+    check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_buckets), &key, &value, BPF_ANY), "update rl_buckets");
+}
+
+void Dataplane::clear_buckets() {
+    const int fd = bpf_map__fd(skel_->maps.rl_buckets);
+    for (const auto& k : all_keys<rl_bucket_key>(fd))
+        bpf_map_delete_elem(fd, &k);
+}
+
+std::size_t Dataplane::count_buckets() const {
+    return all_keys<rl_bucket_key>(bpf_map__fd(skel_->maps.rl_buckets)).size();
+}
+
+rl_bucket_key bucket_key(const net::IpAddress& src, unsigned prefix128, std::uint8_t rule) {
+    rl_bucket_key k{};
+    const auto masked = net::mask_address(src, prefix128);
+    std::memcpy(k.addr, masked.bytes.data(), 16);
+    k.prefixlen = static_cast<std::uint8_t>(prefix128);
+    k.rule = rule;
+    return k;
+}
+
+}  // namespace rlgate

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Loader library of the XDP dataplane: RAII over the libbpf skeleton. Opens
+// and loads the program with map sizes from config, attaches it to
+// interfaces through bpf_link, writes policy atomically, reads counters,
+// manages bans, consumes ring-buffer events and exposes test runs.
+// Used by the tests and benchmarks now, by rlgated later.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/net/ip_address.hpp"
+#include "core/policy/policy.hpp"
+#include "dataplane/unique_fd.hpp"
+#include "rlgate/abi.h"
+
+struct rlgate_bpf;  // the generated skeleton
+struct ring_buffer;
+
+namespace rlgate {
+
+struct DataplaneOptions {
+    std::uint32_t bucket_entries = 1U << 20;  // LRU: sources tracked at once
+    std::uint32_t class_entries = 65536;      // allow + deny + tier prefixes, both slots
+    std::uint32_t ban_entries = 65536;
+    std::uint32_t events_per_sec = 100;       // ring-buffer event budget
+    std::uint32_t events_burst = 100;
+};
+
+enum class AttachMode { native, generic, automatic };
+const char* to_string(AttachMode m);
+
+struct TestRunResult {
+    std::uint32_t verdict = 0;  // XDP_* action
+    std::uint32_t duration_ns = 0;  // mean per repetition, as the kernel reports it
+};
+
+struct CounterKey {
+    std::uint32_t tier, rule, reason, verdict;
+    auto operator<=>(const CounterKey&) const = default;
+};
+
+// Per-CPU counters summed over all possible CPUs.
+struct Counters {
+    std::map<CounterKey, rl_counter> entries;  // non-zero entries only
+    std::array<std::uint64_t, RL_HEALTH_MAX> health{};
+
+    [[nodiscard]] std::uint64_t packets(std::uint32_t reason, std::uint32_t verdict) const;
+    [[nodiscard]] std::uint64_t packets_where(const std::function<bool(const CounterKey&)>& pred) const;
+};
+
+struct BanEntry {
+    net::Cidr prefix;
+    rl_ban_value value{};
+};
+
+struct ClockSample {
+    std::uint64_t rl_now_ns = 0;
+    std::uint64_t mono_ns = 0;
+    std::uint64_t ns_per_jiffy = 0;
+};
+
+class Dataplane {
+public:
+    explicit Dataplane(const DataplaneOptions& options = {});
+    ~Dataplane();
+    Dataplane(const Dataplane&) = delete;
+    Dataplane& operator=(const Dataplane&) = delete;
+
+    // Attach to an interface; returns the mode in effect. Native fails loudly
+    // when the driver lacks it; automatic falls back to generic with a warning.
+    AttachMode attach(const std::string& ifname, AttachMode mode);
+    void detach(const std::string& ifname);
+    [[nodiscard]] std::map<std::string, AttachMode> attachments() const;
+
+    // Writes the inactive slot, then flips the generation: no packet sees half a policy,
+    // and buckets of known sources survive. Returns the new generation.
+    std::uint32_t apply_policy(const policy::CompiledPolicy& compiled);
+    [[nodiscard]] std::uint32_t policy_generation() const;
+
+    // Bans: `ttl` zero = until removed. IPv6 bans narrower than the active
+    // classification granularity (/64 by default) are refused.
+    void add_ban(const net::Cidr& prefix, std::chrono::nanoseconds ttl, std::uint32_t reason = 0,
+                 rl_ban_origin origin = RL_ORIGIN_MANUAL);
+    bool remove_ban(const net::Cidr& prefix);
+    [[nodiscard]] std::vector<BanEntry> list_bans() const;
+
+    [[nodiscard]] Counters read_counters() const;
+    void reset_counters();
+
+    // Drains ring-buffer events; returns how many were handled.
+    int poll_events(std::chrono::milliseconds timeout, const std::function<void(const rl_event&)>& on_event);
+
+    // The program's clock (jiffies-based rl time), read through rl_clock_probe.
+    [[nodiscard]] ClockSample clock() const;
+
+    // Runs rl_xdp on a frame with BPF_PROG_TEST_RUN.
+    TestRunResult test_run(std::span<const std::uint8_t> frame, std::uint32_t repeat = 1) const;
+
+    // Direct bucket access for tests and diagnostics.
+    [[nodiscard]] std::optional<rl_bucket> lookup_bucket(const rl_bucket_key& key) const;
+    void update_bucket(const rl_bucket_key& key, const rl_bucket& value);
+    void clear_buckets();
+    [[nodiscard]] std::size_t count_buckets() const;
+
+    [[nodiscard]] int program_fd() const;
+    [[nodiscard]] int map_fd(const std::string& name) const;
+    [[nodiscard]] const DataplaneOptions& options() const { return options_; }
+
+private:
+    struct SkeletonDeleter {
+        void operator()(::rlgate_bpf* skel) const;
+    };
+    struct RingDeleter {
+        void operator()(ring_buffer* rb) const;
+    };
+    struct Attachment {
+        int ifindex;
+        AttachMode mode;
+        UniqueFd link;
+    };
+
+    rl_ctl* ctl();
+    [[nodiscard]] const rl_ctl* ctl() const;
+    void bump_ban_generation();
+
+    DataplaneOptions options_;
+    std::unique_ptr<::rlgate_bpf, SkeletonDeleter> skel_;
+    void* ctl_map_ = nullptr;  // mmap of rl_ctl
+    std::size_t ctl_map_len_ = 0;
+    std::unique_ptr<ring_buffer, RingDeleter> ring_;
+    std::function<void(const rl_event&)> on_event_;
+    std::map<std::string, Attachment> attachments_;
+    std::uint8_t v6_class_prefix_ = 64;
+};
+
+// Bucket key of a source, as the program builds it.
+rl_bucket_key bucket_key(const net::IpAddress& src, unsigned prefix128, std::uint8_t rule);
+
+}  // namespace rlgate
