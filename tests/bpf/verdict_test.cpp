@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Verdict order, buckets, tiers, rules, global limit, bans, auto-ban, dry-run
+// and policy swaps, through the real program with BPF_PROG_TEST_RUN.
+#include <bpf/bpf.h>
+
+#include <cstring>
+#include <thread>
+
+#include "dataplane/bpf_error.hpp"
+
+#include "xdp_fixture.hpp"
+
+namespace rlgate::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using policy::RuleProtocol;
+
+constexpr std::uint64_t kSecondQ = 1'000'000'000ULL << RL_Q_SHIFT;
+
+TEST_F(XdpTest, PassesEverythingBeforeAPolicyIsLoaded) {
+    EXPECT_EQ(dp_->policy_generation(), 0U);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 50), 50);
+}
+
+TEST_F(XdpTest, BurstPassesExactlyThenDrops) {
+    apply(limited_policy(10, 5));
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 5), 5);
+    EXPECT_EQ(run(udp_from("192.0.2.1")), XDP_DROP);
+    EXPECT_EQ(count(RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS), 5U);
+    EXPECT_EQ(count(RL_REASON_RATE, RL_VERDICT_DROP), 1U);
+    EXPECT_EQ(passes(udp_from("192.0.2.2"), 5), 5) << "another source has its own bucket";
+}
+
+TEST_F(XdpTest, RefillsWithElapsedTime) {
+    apply(limited_policy(10, 5));  // one token per 100 ms
+    const auto src = *IpAddress::parse("192.0.2.1");
+    ASSERT_EQ(passes(udp_from("192.0.2.1"), 6), 5);
+    const auto key = bucket_key(src, 128, 0);
+    auto b = dp_->lookup_bucket(key);
+    ASSERT_TRUE(b);
+    b->pkt_tat_q -= 3 * kSecondQ / 10;  // as if 300 ms had passed
+    dp_->update_bucket(key, *b);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 5), 3);
+    b = dp_->lookup_bucket(key);
+    b->pkt_tat_q -= 100 * kSecondQ;  // idle for long: refill stops at the burst
+    dp_->update_bucket(key, *b);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 10), 5);
+}
+
+TEST_F(XdpTest, ByteLimitCountsFrameBytes) {
+    policy::Policy p;
+    p.tiers.push_back({.name = "default", .limit = {.bytes_per_sec = 1000, .burst_bytes = 2000}});
+    apply(p);
+    FrameSpec s = udp_from("192.0.2.1");
+    s.payload_bytes = 458;  // 14 + 20 + 8 + 458 = 500 bytes on the wire
+    EXPECT_EQ(passes(s, 10), 4);
+    s.src = *IpAddress::parse("192.0.2.2");
+    s.payload_bytes = 958;  // 1000 bytes
+    EXPECT_EQ(passes(s, 10), 2);
+}
+
+TEST_F(XdpTest, Ipv6SourcesShareTheirSlash64) {
+    apply(limited_policy(10, 5));
+    EXPECT_EQ(passes(udp_from("2001:db8:1:2::1"), 3), 3);
+    EXPECT_EQ(passes(udp_from("2001:db8:1:2:ffff::9"), 3), 2) << "same /64, same bucket";
+    EXPECT_EQ(passes(udp_from("2001:db8:1:3::1"), 5), 5) << "next /64 is another source";
+}
+
+TEST_F(XdpTest, TierPrefixLengthsAggregateSources) {
+    auto p = limited_policy(10, 5);
+    p.tiers.push_back({.name = "carrier-nat", .limit = {.packets_per_sec = 10, .burst_packets = 8}, .prefix_v4 = 24,
+                       .prefix_v6 = 48});
+    p.members.push_back({*Cidr::parse("100.64.0.0/10"), "carrier-nat"});
+    p.members.push_back({*Cidr::parse("2001:db8:a::/48"), "carrier-nat"});
+    apply(p);
+    EXPECT_EQ(passes(udp_from("100.64.1.1"), 5), 5);
+    EXPECT_EQ(passes(udp_from("100.64.1.200"), 5), 3) << "same /24";
+    EXPECT_EQ(passes(udp_from("100.64.2.1"), 10), 8) << "next /24";
+    EXPECT_EQ(passes(udp_from("2001:db8:a:1::1"), 5), 5);
+    EXPECT_EQ(passes(udp_from("2001:db8:a:ff::1"), 5), 3) << "same /48, different /64";
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 10), 5) << "default tier /32";
+}
+
+TEST_F(XdpTest, TierSelectionByLongestPrefix) {
+    auto p = limited_policy(10, 2);
+    p.tiers.push_back({.name = "premium", .limit = {.packets_per_sec = 10, .burst_packets = 20}});
+    p.tiers.push_back({.name = "partner", .limit = {.packets_per_sec = 10, .burst_packets = 7}});
+    p.members.push_back({*Cidr::parse("10.0.0.0/8"), "premium"});
+    p.members.push_back({*Cidr::parse("10.5.0.0/16"), "partner"});
+    apply(p);
+    EXPECT_EQ(passes(udp_from("10.1.1.1"), 30), 20);
+    EXPECT_EQ(passes(udp_from("10.5.1.1"), 30), 7);
+    EXPECT_EQ(passes(udp_from("11.0.0.1"), 30), 2);
+    const auto c = dp_->read_counters();
+    EXPECT_EQ(c.packets_where([](const CounterKey& k) { return k.tier == 1 && k.reason == RL_REASON_WITHIN_LIMIT; }),
+              20U);
+    EXPECT_EQ(c.packets_where([](const CounterKey& k) { return k.tier == 2 && k.reason == RL_REASON_RATE; }), 23U);
+}
+
+TEST_F(XdpTest, RulesHaveTheirOwnBucketPerSource) {
+    auto p = limited_policy(0, 0);  // unlimited by default
+    p.rules.push_back({.name = "ssh-syn", .protocol = RuleProtocol::tcp, .port_first = 22, .port_last = 22,
+                       .syn_only = true, .limit = {.packets_per_sec = 1, .burst_packets = 2}});
+    p.rules.push_back({.name = "games", .protocol = RuleProtocol::udp, .port_first = 27000, .port_last = 27100,
+                       .limit = {.packets_per_sec = 1, .burst_packets = 3}});
+    apply(p);
+    EXPECT_EQ(passes(tcp_from("192.0.2.1", 22, true), 5), 2);
+    EXPECT_EQ(passes(tcp_from("192.0.2.1", 22, false), 5), 5) << "established flows are not SYN-limited";
+    EXPECT_EQ(passes(tcp_from("192.0.2.1", 80, true), 5), 5);
+    EXPECT_EQ(passes(udp_from("192.0.2.1", 27050), 5), 3);
+    EXPECT_EQ(passes(udp_from("192.0.2.1", 27100), 5), 0) << "the range shares one bucket per source";
+    EXPECT_EQ(passes(udp_from("192.0.2.1", 27101), 5), 5);
+    const auto c = dp_->read_counters();
+    EXPECT_EQ(c.packets_where([](const CounterKey& k) { return k.rule == 1 && k.reason == RL_REASON_RATE; }), 3U);
+    EXPECT_EQ(c.packets_where([](const CounterKey& k) { return k.rule == 2 && k.reason == RL_REASON_RATE; }), 7U);
+}
+
+TEST_F(XdpTest, GlobalLimitProtectsTheHost) {
+    auto p = limited_policy(10, 5);
+    p.global = {.packets_per_sec = 10, .burst_packets = 8};
+    apply(p);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 3), 3);
+    EXPECT_EQ(passes(udp_from("192.0.2.2"), 3), 3);
+    EXPECT_EQ(passes(udp_from("192.0.2.3"), 3), 2);
+    EXPECT_EQ(count(RL_REASON_GLOBAL, RL_VERDICT_DROP), 1U);
+    // The source charged for the globally dropped packet got its token back:
+    // without the global limit it has 5 - 2 = 3 left, not 2.
+    p.global = {};
+    apply(p);
+    EXPECT_EQ(passes(udp_from("192.0.2.3"), 5), 3);
+}
+
+TEST_F(XdpTest, AllowlistBeatsDenyAndBan) {
+    auto p = limited_policy(1, 1);
+    p.allow.push_back(*Cidr::parse("10.1.0.0/16"));
+    p.deny.push_back(*Cidr::parse("10.0.0.0/8"));
+    apply(p);
+    dp_->add_ban(*Cidr::parse("10.1.2.3/32"), 0ns);
+    EXPECT_EQ(passes(udp_from("10.1.2.3"), 20), 20);
+    EXPECT_EQ(count(RL_REASON_ALLOW, RL_VERDICT_PASS), 20U);
+    EXPECT_EQ(run(udp_from("10.2.0.1")), XDP_DROP);
+    EXPECT_EQ(count(RL_REASON_DENY, RL_VERDICT_DROP), 1U);
+}
+
+TEST_F(XdpTest, BanDropsOnlyTheBannedPrefix) {
+    apply(limited_policy(1000, 1000));
+    EXPECT_EQ(run(udp_from("203.0.113.7")), XDP_PASS);  // cached as a limited source first
+    dp_->add_ban(*Cidr::parse("203.0.113.0/24"), 60s);
+    EXPECT_EQ(passes(udp_from("203.0.113.7"), 10), 0);
+    EXPECT_EQ(passes(udp_from("203.0.113.200"), 10), 0);
+    EXPECT_EQ(count(RL_REASON_BAN, RL_VERDICT_DROP), 20U);
+    EXPECT_EQ(passes(udp_from("203.0.114.1"), 10), 10);
+    ASSERT_TRUE(dp_->remove_ban(*Cidr::parse("203.0.113.0/24")));
+    EXPECT_EQ(passes(udp_from("203.0.113.7"), 10), 10) << "unban takes effect at once";
+    EXPECT_FALSE(dp_->remove_ban(*Cidr::parse("203.0.113.0/24")));
+}
+
+TEST_F(XdpTest, BanExpiryRestoresService) {
+    apply(limited_policy(1000, 1000));
+    dp_->add_ban(*Cidr::parse("203.0.113.7/32"), 50ms);
+    EXPECT_EQ(run(udp_from("203.0.113.7")), XDP_DROP);
+    std::this_thread::sleep_for(80ms);
+    EXPECT_EQ(run(udp_from("203.0.113.7")), XDP_PASS) << "expired ban ignored before any reaping";
+    EXPECT_EQ(dp_->list_bans().size(), 1U) << "the entry is still in the map";
+}
+
+TEST_F(XdpTest, ExpiredBanEntryIsNeverEnforced) {
+    apply(limited_policy(1000, 1000));
+    dp_->add_ban(*Cidr::parse("203.0.113.7/32"), 60s);
+    auto bans = dp_->list_bans();
+    ASSERT_EQ(bans.size(), 1U);
+    EXPECT_EQ(bans[0].prefix.to_string(), "203.0.113.7/32");
+    const auto now = dp_->clock().rl_now_ns;
+    EXPECT_GT(bans[0].value.expires_ns, now + 59'000'000'000ULL);
+    // Rewrite it as already expired.
+    rl_lpm_key k{};
+    k.prefixlen = RL_LPM_SLOT_BITS + 128;
+    std::memcpy(k.addr, IpAddress::parse("203.0.113.7")->bytes.data(), 16);
+    bans[0].value.expires_ns = now - 1;
+    ASSERT_EQ(bpf_map_update_elem(dp_->map_fd("rl_bans"), &k, &bans[0].value, BPF_ANY), 0);
+    EXPECT_EQ(run(udp_from("203.0.113.7")), XDP_PASS);
+}
+
+TEST_F(XdpTest, Ipv6BansNarrowerThanTrackingAreRefused) {
+    apply(limited_policy(10, 5));
+    EXPECT_THROW(dp_->add_ban(*Cidr::parse("2001:db8::1/128"), 0ns), BpfError);
+    EXPECT_NO_THROW(dp_->add_ban(*Cidr::parse("2001:db8::/64"), 0ns));
+    EXPECT_EQ(run(udp_from("2001:db8::77")), XDP_DROP);
+}
+
+class AutoBanTest : public XdpTest {
+protected:
+    DataplaneOptions options() const override {
+        auto o = XdpTest::options();
+        o.events_per_sec = 1;  // budget: 2 events, then 1 per second
+        o.events_burst = 2;
+        return o;
+    }
+};
+
+TEST_F(AutoBanTest, ThresholdCrossingBansAndEmitsSampledEvents) {
+    auto p = limited_policy(1, 2);
+    p.tiers[0].autoban = {.drops = 3, .window_ns = 10'000'000'000ULL, .ban_ns = 60'000'000'000ULL};
+    apply(p);
+    EXPECT_EQ(passes(udp_from("198.18.0.1"), 4), 2);  // 2 pass, 2 rate drops
+    EXPECT_TRUE(dp_->list_bans().empty());
+    EXPECT_EQ(run(udp_from("198.18.0.1")), XDP_DROP);  // third drop: banned
+    auto bans = dp_->list_bans();
+    ASSERT_EQ(bans.size(), 1U);
+    EXPECT_EQ(bans[0].prefix.to_string(), "198.18.0.1/32");
+    EXPECT_EQ(bans[0].value.origin, RL_ORIGIN_KERNEL);
+    EXPECT_EQ(bans[0].value.expires_ns - bans[0].value.created_ns, 60'000'000'000ULL);
+    const auto before = count(RL_REASON_BAN, RL_VERDICT_DROP);
+    EXPECT_EQ(passes(udp_from("198.18.0.1"), 5), 0);
+    EXPECT_EQ(count(RL_REASON_BAN, RL_VERDICT_DROP), before + 5);
+    EXPECT_EQ(passes(udp_from("198.18.0.2"), 2), 2) << "other sources unaffected";
+
+    // Nine more sources cross the threshold: 10 bans, but the budget allows 2 events.
+    for (int i = 10; i < 19; ++i)
+        passes(udp_from(("198.18.0." + std::to_string(i)).c_str()), 5);
+    std::vector<rl_event> events;
+    dp_->poll_events(100ms, [&](const rl_event& e) { events.push_back(e); });
+    ASSERT_EQ(events.size(), 2U);
+    EXPECT_EQ(events[0].type, static_cast<std::uint32_t>(RL_EVENT_AUTOBAN));
+    EXPECT_EQ(events[0].prefixlen, 128);
+    EXPECT_EQ(events[0].drops, 3U);
+    EXPECT_EQ(events[0].ban_ns, 60'000'000'000ULL);
+    IpAddress first;
+    std::memcpy(first.bytes.data(), events[0].addr, 16);
+    first.v4 = true;
+    EXPECT_EQ(first.to_string(), "198.18.0.1");
+    const auto c = dp_->read_counters();
+    EXPECT_EQ(c.health[RL_HEALTH_AUTOBAN], 10U);
+    EXPECT_EQ(c.health[RL_HEALTH_EVENTS_SENT], 2U);
+    EXPECT_EQ(c.health[RL_HEALTH_EVENTS_SUPPRESSED], 8U);
+    EXPECT_EQ(dp_->list_bans().size(), 10U);
+}
+
+TEST_F(AutoBanTest, AutoBanExpiryRestoresService) {
+    auto p = limited_policy(1, 1);
+    p.tiers[0].autoban = {.drops = 2, .window_ns = 10'000'000'000ULL, .ban_ns = 40'000'000ULL};
+    apply(p);
+    EXPECT_EQ(passes(udp_from("198.18.0.1"), 3), 1);
+    ASSERT_EQ(dp_->list_bans().size(), 1U);
+    // Let the 40 ms ban run out and the bucket refill (1 pps: move its clock back).
+    std::this_thread::sleep_for(70ms);
+    const auto key = bucket_key(*IpAddress::parse("198.18.0.1"), 128, 0);
+    auto b = dp_->lookup_bucket(key);
+    ASSERT_TRUE(b);
+    b->pkt_tat_q -= 10 * kSecondQ;
+    dp_->update_bucket(key, *b);
+    EXPECT_EQ(run(udp_from("198.18.0.1")), XDP_PASS);
+}
+
+TEST_F(XdpTest, DryRunCountsWouldBeDropsAndPasses) {
+    auto p = limited_policy(10, 2);
+    p.deny.push_back(*Cidr::parse("192.0.2.99/32"));
+    p.tiers[0].autoban = {.drops = 1, .window_ns = 1'000'000'000ULL, .ban_ns = 1'000'000'000ULL};
+    p.dry_run = true;
+    apply(p);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 10), 10);
+    EXPECT_EQ(count(RL_REASON_RATE, RL_VERDICT_PASS), 8U);
+    EXPECT_EQ(count(RL_REASON_RATE, RL_VERDICT_DROP), 0U);
+    EXPECT_EQ(run(udp_from("192.0.2.99")), XDP_PASS);
+    EXPECT_EQ(count(RL_REASON_DENY, RL_VERDICT_PASS), 1U);
+    EXPECT_TRUE(dp_->list_bans().empty()) << "dry-run changes no state";
+}
+
+TEST_F(XdpTest, PolicySwapKeepsBucketsAndTakesEffectAtOnce) {
+    auto p = limited_policy(1, 5);  // 1 pps: no refill while the test swaps policies
+    const auto gen1 = apply(p);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 6), 5);
+    const auto key = bucket_key(*IpAddress::parse("192.0.2.1"), 128, 0);
+    const auto tat_before = dp_->lookup_bucket(key)->pkt_tat_q;
+
+    p.tiers.push_back({.name = "premium", .limit = {.packets_per_sec = 1, .burst_packets = 50}});
+    p.members.push_back({*Cidr::parse("198.51.100.0/24"), "premium"});
+    const auto gen2 = apply(p);
+    EXPECT_EQ(gen2, gen1 + 1);
+    EXPECT_EQ(run(udp_from("192.0.2.1")), XDP_DROP) << "bucket kept across the swap";
+    EXPECT_EQ(dp_->lookup_bucket(key)->pkt_tat_q, tat_before);
+    EXPECT_EQ(dp_->lookup_bucket(key)->policy_gen, gen2) << "classification revalidated";
+
+    p.allow.push_back(*Cidr::parse("192.0.2.0/24"));
+    apply(p);
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 10), 10) << "newly allowlisted at once";
+    p.allow.clear();
+    apply(p);
+    EXPECT_EQ(run(udp_from("192.0.2.1")), XDP_DROP) << "back to its (still empty) bucket";
+    // Many swaps: slots alternate and stale entries are cleared.
+    for (int i = 0; i < 10; ++i)
+        apply(p);
+    std::size_t entries = 0;
+    rl_lpm_key k{}, next{};
+    const rl_lpm_key* prev = nullptr;
+    while (bpf_map_get_next_key(dp_->map_fd("rl_class"), prev, &next) == 0) {
+        ++entries;
+        k = next;
+        prev = &k;
+    }
+    EXPECT_EQ(entries, 2U) << "one membership prefix per slot";
+}
+
+TEST_F(XdpTest, CountsBucketInserts) {
+    apply(limited_policy(10, 5));
+    for (int i = 1; i <= 50; ++i)
+        run(udp_from(("192.0.2." + std::to_string(i)).c_str()));
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_BUCKET_INSERTS], 50U);
+    EXPECT_EQ(dp_->count_buckets(), 50U);
+}
+
+TEST_F(XdpTest, ClockProbeMatchesMonotonicTime) {
+    const auto a = dp_->clock();
+    EXPECT_GT(a.ns_per_jiffy, 0U);
+    EXPECT_LE(a.ns_per_jiffy, 10'000'000U);
+    std::this_thread::sleep_for(100ms);
+    const auto b = dp_->clock();
+    const double rl = static_cast<double>(b.rl_now_ns - a.rl_now_ns);
+    const double mono = static_cast<double>(b.mono_ns - a.mono_ns);
+    EXPECT_NEAR(rl, mono, 2.0 * static_cast<double>(a.ns_per_jiffy));
+}
+
+}  // namespace
+}  // namespace rlgate::testing
