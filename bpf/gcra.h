@@ -25,7 +25,7 @@ enum rl_gcra_result {
  * coarse clock a bucket shallower than a tick could never reach its rate. */
 static __always_inline void rl_health_inc(__u32 which);
 
-static __noinline int rl_gcra_take(__u64 *tat, __u64 now_q, __u64 cost_q, __u64 tolerance_q,
+static __always_inline int rl_gcra_take(__u64 *tat, __u64 now_q, __u64 cost_q, __u64 tolerance_q,
 				   __u64 floor_tolerance_q)
 {
 	if (tolerance_q < floor_tolerance_q)

@@ -57,18 +57,23 @@ struct {
 	__type(value, struct rl_bucket);
 } rl_buckets SEC(".maps");
 
-struct rl_global_bucket {
-	__u64 pkt_tat_q;
-	__u64 byte_tat_q;
-};
-
-/* ifindex -> global bucket of that interface */
+/* Per-interface global bucket, slot = ifindex % RL_GLOBAL_SLOTS (the loader
+ * refuses to attach two interfaces that share a slot). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RL_GLOBAL_SLOTS);
 	__type(key, __u32);
 	__type(value, struct rl_global_bucket);
 } rl_global SEC(".maps");
+
+/* Tokens each CPU leased from its interface's global bucket: the shared
+ * cache line is touched once per lease, not once per packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RL_GLOBAL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rl_global_lease);
+} rl_global_lease SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

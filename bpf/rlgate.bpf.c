@@ -254,6 +254,42 @@ static __always_inline void rl_refund(__u64 *pkt_tat, __u64 *byte_tat, const str
 		rl_gcra_refund(byte_tat, rl_byte_cost_q(bytes, lim->byte_interval_q));
 }
 
+/* Global bucket of the interface, through this CPU's lease. */
+static __always_inline bool rl_global_take(const struct rl_limit *glim, __u32 ifindex, __u64 now_q,
+					   __u32 bytes, __u64 tick_q)
+{
+	__u32 slot = ifindex % RL_GLOBAL_SLOTS;
+	struct rl_global_lease *lease = bpf_map_lookup_elem(&rl_global_lease, &slot);
+	if (!lease)
+		return true;
+	bool need_pkts = glim->pkt_interval_q != 0;
+	bool need_bytes = glim->byte_interval_q != 0;
+	if (lease->ifindex == ifindex && (!need_pkts || lease->pkts_left > 0) &&
+	    (!need_bytes || lease->bytes_left >= bytes)) {
+		lease->pkts_left -= need_pkts;
+		lease->bytes_left -= need_bytes ? bytes : 0;
+		return true;
+	}
+
+	struct rl_global_bucket *g = bpf_map_lookup_elem(&rl_global, &slot);
+	if (!g)
+		return true;
+	if (g->ifindex != ifindex && g->ifindex == 0)
+		__sync_val_compare_and_swap(&g->ifindex, 0, ifindex);
+
+	/* Renew the lease; near the limit, fall back to this packet alone. */
+	struct rl_limit lease_cost = *glim;
+	lease_cost.pkt_interval_q *= RL_GLOBAL_LEASE_PKTS;
+	if (rl_take(&g->pkt_tat_q, &g->byte_tat_q, &lease_cost, now_q, RL_GLOBAL_LEASE_BYTES, tick_q) ==
+	    RL_GCRA_CONFORM) {
+		lease->ifindex = ifindex;
+		lease->pkts_left = need_pkts ? RL_GLOBAL_LEASE_PKTS - 1 : 0;
+		lease->bytes_left = need_bytes && bytes < RL_GLOBAL_LEASE_BYTES ? RL_GLOBAL_LEASE_BYTES - bytes : 0;
+		return true;
+	}
+	return rl_take(&g->pkt_tat_q, &g->byte_tat_q, glim, now_q, bytes, tick_q) == RL_GCRA_CONFORM;
+}
+
 SEC("xdp")
 int rl_xdp(struct xdp_md *ctx)
 {
@@ -347,20 +383,10 @@ int rl_xdp(struct xdp_md *ctx)
 	}
 
 	const struct rl_limit *glim = &pol->global;
-	if (glim->pkt_interval_q || glim->byte_interval_q) {
-		__u32 ifindex = ctx->ingress_ifindex;
-		struct rl_global_bucket *g = bpf_map_lookup_elem(&rl_global, &ifindex);
-		if (!g) {
-			struct rl_global_bucket fresh = {};
-			bpf_map_update_elem(&rl_global, &ifindex, &fresh, BPF_NOEXIST);
-			g = bpf_map_lookup_elem(&rl_global, &ifindex);
-		}
-		/* no global bucket (map full of interfaces): the per-source limit still held */
-		if (g && rl_take(&g->pkt_tat_q, &g->byte_tat_q, glim, now_q, bytes, tick_q) !=
-				 RL_GCRA_CONFORM) {
-			rl_refund(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, bytes);
-			return rl_drop(pol, tier, rule, RL_REASON_GLOBAL, bytes);
-		}
+	if ((glim->pkt_interval_q || glim->byte_interval_q) &&
+	    !rl_global_take(glim, ctx->ingress_ifindex, now_q, bytes, tick_q)) {
+		rl_refund(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, bytes);
+		return rl_drop(pol, tier, rule, RL_REASON_GLOBAL, bytes);
 	}
 
 	rl_count(tier, rule, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);

@@ -223,6 +223,25 @@ struct rl_event {
 	__u8 pad;
 };
 
+/* Global (per-interface) bucket and the per-CPU leases taken from it. A CPU
+ * takes RL_GLOBAL_LEASE_PKTS packets (and RL_GLOBAL_LEASE_BYTES bytes) at a
+ * time, so the limit can be exceeded by at most that much per CPU. */
+#define RL_GLOBAL_SLOTS 1024
+#define RL_GLOBAL_LEASE_PKTS 32
+#define RL_GLOBAL_LEASE_BYTES (32 * 1514)
+struct rl_global_bucket {
+	__u32 ifindex; /* owner of the slot; 0 = unused */
+	__u32 pad;
+	__u64 pkt_tat_q;
+	__u64 byte_tat_q;
+};
+
+struct rl_global_lease {
+	__u32 ifindex;
+	__u32 pkts_left;
+	__u64 bytes_left;
+};
+
 /* Sample taken by rl_clock_probe: userspace's view of rl time. */
 struct rl_clock_sample {
 	__u64 jiffies;
@@ -262,6 +281,8 @@ RL_ASSERT(RL_OFFSETOF(struct rl_bucket, window_drops) == 32, "rl_bucket.window_d
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, state) == 44, "rl_bucket.state");
 RL_ASSERT(sizeof(struct rl_event) == 48, "rl_event layout");
 RL_ASSERT(RL_OFFSETOF(struct rl_event, addr) == 28, "rl_event.addr");
+RL_ASSERT(sizeof(struct rl_global_bucket) == 24, "rl_global_bucket layout");
+RL_ASSERT(sizeof(struct rl_global_lease) == 16, "rl_global_lease layout");
 RL_ASSERT(sizeof(struct rl_clock_sample) == 32, "rl_clock_sample layout");
 
 #endif /* RLGATE_ABI_H */

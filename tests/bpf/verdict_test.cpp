@@ -131,6 +131,17 @@ TEST_F(XdpTest, GlobalLimitProtectsTheHost) {
     EXPECT_EQ(passes(udp_from("192.0.2.3"), 5), 3);
 }
 
+TEST_F(XdpTest, GlobalLimitLeasesStayWithinTheBurst) {
+    auto p = limited_policy(0, 0);
+    p.global = {.packets_per_sec = 1, .burst_packets = 100};  // leases of 32 packets
+    apply(p);
+    int passed = 0;
+    for (int i = 1; i <= 40; ++i)
+        passed += passes(udp_from(("192.0.2." + std::to_string(i)).c_str()), 5);
+    EXPECT_EQ(passed, 100) << "one CPU: leases plus single takes add up to the burst exactly";
+    EXPECT_EQ(count(RL_REASON_GLOBAL, RL_VERDICT_DROP), 100U);
+}
+
 TEST_F(XdpTest, AllowlistBeatsDenyAndBan) {
     auto p = limited_policy(1, 1);
     p.allow.push_back(*Cidr::parse("10.1.0.0/16"));

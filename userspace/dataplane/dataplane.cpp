@@ -163,6 +163,11 @@ AttachMode Dataplane::attach(const std::string& ifname, AttachMode mode) {
     const int ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
     if (ifindex == 0)
         throw BpfError(errno, "attach XDP to " + ifname + ": no such interface");
+    for (const auto& [other, a] : attachments_)
+        if (a.ifindex % RL_GLOBAL_SLOTS == ifindex % RL_GLOBAL_SLOTS)
+            throw BpfError(EBUSY, "attach XDP to " + ifname + ": ifindex " + std::to_string(ifindex) +
+                                      " shares global-limit slot with " + other + " (ifindex " +
+                                      std::to_string(a.ifindex) + ")");
     auto try_attach = [&](AttachMode m) -> int {
         LIBBPF_OPTS(bpf_link_create_opts, opts);
         opts.flags = m == AttachMode::generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
