@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     xdp_cmd->add_option("--churn-map-entries", xdp.churn_map_entries, "bucket map size in the churn scenario");
     xdp_cmd->add_option("--churn-sources", xdp.churn_sources, "distinct sources in the churn scenario");
     xdp_cmd->add_flag("--json", xdp.json, "print JSON");
+    xdp_cmd->add_option("--policy-prefixes", xdp.policy_prefixes, "allow/deny/tier prefixes in the policy");
     xdp_cmd->add_flag("--no-global", xdp.no_global, "load the policy without its global limit");
 
     CLI11_PARSE(app, argc, argv);

@@ -2,6 +2,8 @@
 #include "realistic_policy.hpp"
 
 #include <random>
+#include <set>
+#include <utility>
 
 namespace rlgate::bench {
 
@@ -50,16 +52,27 @@ policy::Policy realistic_policy(std::size_t prefixes) {
         c.prefix = len;
         return c;
     };
-    for (std::size_t i = 0; p.allow.size() + p.deny.size() + p.members.size() < prefixes; ++i) {
+    std::set<std::pair<net::IpAddress, unsigned>> seen;
+    auto fresh = [&](const net::Cidr& c) { return seen.emplace(c.address, c.prefix).second; };
+    for (std::size_t i = 0; seen.size() < prefixes; ++i) {
         switch (i % 10) {
-        case 0: p.allow.push_back(v4(0x0a000000, 1U << 24, 32)); break;       // 10/8
-        case 1: p.allow.push_back(v4(0x0a000000, 1U << 24, 32)); break;
-        case 2: p.deny.push_back(v4(0x64400000, 1U << 22, 24)); break;        // 100.64/10
-        case 3: p.deny.push_back(v4(0x64400000, 1U << 22, 24)); break;
-        case 4: p.members.push_back({v6(48 + static_cast<unsigned>(rng() % 3) * 8), tiers[rng() % 4]}); break;
+        case 0:
+        case 1:
+            if (auto c = v4(0x0a000000, 1U << 24, 32); fresh(c))  // 10/8
+                p.allow.push_back(c);
+            break;
+        case 2:
+        case 3:
+            if (auto c = v4(0x64400000, 1U << 22, 24); fresh(c))  // 100.64/10
+                p.deny.push_back(c);
+            break;
+        case 4:
+            if (auto c = v6(48 + (rng() % 3) * 8); fresh(c))
+                p.members.push_back({c, tiers[rng() % 4]});
+            break;
         default:
-            p.members.push_back({v4(0x14000000, 1U << 26, 16 + static_cast<unsigned>(rng() % 13)),  // 20/6
-                                 tiers[rng() % 4]});
+            if (auto c = v4(0x14000000, 1U << 26, 16 + rng() % 13); fresh(c))  // 20/6
+                p.members.push_back({c, tiers[rng() % 4]});
         }
     }
     return p;

@@ -76,7 +76,7 @@ int run_xdp_bench(const XdpBenchOptions& o) {
     DataplaneOptions dopts;
     dopts.bucket_entries = o.churn_map_entries;
     Dataplane dp(dopts);
-    auto pol = realistic_policy();
+    auto pol = realistic_policy(o.policy_prefixes);
     if (o.no_global)
         pol.global = {};
     const auto compiled = policy::compile(pol);

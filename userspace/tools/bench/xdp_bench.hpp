@@ -11,7 +11,8 @@ struct XdpBenchOptions {
     std::uint32_t churn_map_entries = 262'144;
     std::uint32_t churn_sources = 1'000'000;
     bool json = false;
-    bool no_global = false;  // measure without the per-interface global limit
+    bool no_global = false;
+    std::size_t policy_prefixes = 10'000;  // measure without the per-interface global limit
 };
 
 int run_xdp_bench(const XdpBenchOptions& options);
