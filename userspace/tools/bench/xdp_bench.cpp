@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -96,6 +97,14 @@ int run_xdp_bench(const XdpBenchOptions& o) {
     const auto churn = udp_frame("11.0.0.1");
 
     const double floor = median_ns(floor_fd, under, o);
+    if (std::getenv("RLGATE_BENCH_MICRO")) {
+        for (auto [name, fd] : {std::pair{"lookup20", bpf_program__fd(ref->progs.bench_lookup)},
+                                std::pair{"lookup8", bpf_program__fd(ref->progs.bench_lookup8)},
+                                std::pair{"lookup12", bpf_program__fd(ref->progs.bench_lookup12)},
+                                std::pair{"lookup16", bpf_program__fd(ref->progs.bench_lookup16)},
+                                std::pair{"lookup8_cas", bpf_program__fd(ref->progs.bench_lookup_cas)}})
+            std::cout << name << " " << median_ns(fd, under, o) << " ns\n";
+    }
     std::vector<Result> results;
     auto add = [&](std::string name, double ns, std::string note = {}) {
         results.push_back({std::move(name), ns, ns / floor, std::move(note)});
