@@ -12,7 +12,8 @@ struct XdpBenchOptions {
     std::uint32_t churn_sources = 1'000'000;
     bool json = false;
     bool no_global = false;
-    std::size_t policy_prefixes = 10'000;  // measure without the per-interface global limit
+    std::size_t policy_prefixes = 10'000;
+    bool references = false;  // also time bare LRU lookups by key size  // measure without the per-interface global limit
 };
 
 int run_xdp_bench(const XdpBenchOptions& options);
