@@ -148,6 +148,14 @@ Dataplane::~Dataplane() {
 rl_ctl* Dataplane::ctl() { return static_cast<rl_ctl*>(ctl_map_); }
 const rl_ctl* Dataplane::ctl() const { return static_cast<const rl_ctl*>(ctl_map_); }
 
+void Dataplane::pin_maps(const std::string& dir) {
+    check_bpf(bpf_object__pin_maps(skel_->obj, dir.c_str()), "pin maps under " + dir + " (is bpffs mounted?)");
+}
+
+void Dataplane::unpin_maps(const std::string& dir) {
+    check_bpf(bpf_object__unpin_maps(skel_->obj, dir.c_str()), "unpin maps under " + dir);
+}
+
 int Dataplane::program_fd() const { return bpf_program__fd(skel_->progs.rl_xdp); }
 
 int Dataplane::map_fd(const std::string& name) const {

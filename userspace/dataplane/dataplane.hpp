@@ -111,6 +111,11 @@ public:
     void clear_buckets();
     [[nodiscard]] std::size_t count_buckets() const;
 
+    // Pins every map under `dir` (on bpffs) by its name, e.g. dir/rl_buckets;
+    // unpin_maps removes those pins (the maps live on while referenced).
+    void pin_maps(const std::string& dir);
+    void unpin_maps(const std::string& dir);
+
     [[nodiscard]] int program_fd() const;
     [[nodiscard]] int map_fd(const std::string& name) const;
     [[nodiscard]] const DataplaneOptions& options() const { return options_; }
