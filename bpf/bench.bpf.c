@@ -189,3 +189,27 @@ int bench_lookup16(struct xdp_md *ctx)
 	}
 	return b->state == 7 ? XDP_DROP : XDP_PASS;
 }
+
+/* References: the clocks a bucket could read. */
+__u64 clock_sink = 0;
+
+SEC("xdp")
+int bench_ktime(struct xdp_md *ctx)
+{
+	clock_sink += bpf_ktime_get_ns();
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int bench_coarse(struct xdp_md *ctx)
+{
+	clock_sink += bpf_ktime_get_coarse_ns();
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int bench_jiffies(struct xdp_md *ctx)
+{
+	clock_sink += bpf_jiffies64();
+	return XDP_PASS;
+}

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     xdp_cmd->add_option("--churn-sources", xdp.churn_sources, "distinct sources in the churn scenario");
     xdp_cmd->add_flag("--json", xdp.json, "print JSON");
     xdp_cmd->add_option("--policy-prefixes", xdp.policy_prefixes, "allow/deny/tier prefixes in the policy");
-    xdp_cmd->add_flag("--references", xdp.references, "also time one bare LRU lookup per key size (8/12/16/20 bytes)");
+    xdp_cmd->add_flag("--references", xdp.references, "also time reference programs: one bare LRU lookup per key size, each clock helper");
     xdp_cmd->add_flag("--no-global", xdp.no_global, "load the policy without its global limit");
 
     CLI11_PARSE(app, argc, argv);
