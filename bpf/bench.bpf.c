@@ -94,16 +94,17 @@ int bench_churn(struct xdp_md *ctx)
 struct bench_key8 { __u8 b[8]; };
 struct bench_key12 { __u8 b[12]; };
 struct bench_key16 { __u8 b[16]; };
+struct bench_key20 { __u8 b[20]; };
 BENCH_LRU(bench_lru8, struct bench_key8);
 BENCH_LRU(bench_lru12, struct bench_key12);
 BENCH_LRU(bench_lru16, struct bench_key16);
-BENCH_LRU(bench_lru20, struct rl_bucket_key);
+BENCH_LRU(bench_lru20, struct bench_key20);
 
 #define BENCH_READ_ENTRY return b->state == 7 ? XDP_DROP : XDP_PASS
 BENCH_LOOKUP_PROG(bench_lookup8, bench_lru8, struct bench_key8, BENCH_READ_ENTRY)
 BENCH_LOOKUP_PROG(bench_lookup12, bench_lru12, struct bench_key12, BENCH_READ_ENTRY)
 BENCH_LOOKUP_PROG(bench_lookup16, bench_lru16, struct bench_key16, BENCH_READ_ENTRY)
-BENCH_LOOKUP_PROG(bench_lookup, bench_lru20, struct rl_bucket_key, BENCH_READ_ENTRY)
+BENCH_LOOKUP_PROG(bench_lookup, bench_lru20, struct bench_key20, BENCH_READ_ENTRY)
 BENCH_LOOKUP_PROG(bench_lookup_cas, bench_lru8, struct bench_key8, {
 	__u64 old = b->pkt_tat_q;
 	__u64 now = bpf_jiffies64();

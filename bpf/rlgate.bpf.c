@@ -87,6 +87,38 @@ static __always_inline void rl_mask_addr(__u8 *addr, __u32 prefix)
 	__builtin_memcpy(addr + 8, &lo, 8);
 }
 
+/* Bucket key of a source (IPv4-mapped 16-byte address) masked to prefix128. */
+static __always_inline void rl_make_bucket_key(struct rl_bucket_key *key, const __u8 *src, bool is_v6,
+					       __u32 prefix128, __u32 rule)
+{
+	__u8 masked[16];
+	__builtin_memcpy(masked, src, 16);
+	if (prefix128 < 128)
+		rl_mask_addr(masked, prefix128);
+	if (is_v6) {
+		__builtin_memcpy(key->addr, masked, 14);
+		key->rule = rule;
+	} else {
+		__builtin_memset(key->addr, 0, 14);
+		__builtin_memcpy(key->addr, &masked[12], 4);
+		key->rule = rule | RL_BUCKET_KEY_V4;
+	}
+	key->prefixlen = prefix128;
+}
+
+/* The 16-byte (IPv4-mapped) address a bucket key stands for. */
+static __always_inline void rl_bucket_key_addr(const struct rl_bucket_key *key, __u8 *addr)
+{
+	__builtin_memset(addr, 0, 16);
+	if (key->rule & RL_BUCKET_KEY_V4) {
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		__builtin_memcpy(&addr[12], key->addr, 4);
+	} else {
+		__builtin_memcpy(addr, key->addr, 14);
+	}
+}
+
 /* Event budget: a flood must never become a flood of events. */
 static __always_inline bool rl_event_budget(struct rl_ctl *ctl, __u64 now_q)
 {
@@ -114,10 +146,10 @@ static __always_inline void rl_emit_autoban(struct rl_ctl *ctl, const struct rl_
 	ev->type = RL_EVENT_AUTOBAN;
 	ev->ifindex = ifindex;
 	ev->drops = drops;
-	__builtin_memcpy(ev->addr, bkey->addr, 16);
+	rl_bucket_key_addr(bkey, ev->addr);
 	ev->prefixlen = bkey->prefixlen;
 	ev->tier = tier;
-	ev->rule = bkey->rule;
+	ev->rule = bkey->rule & (RL_MAX_RULES - 1);
 	ev->pad = 0;
 	bpf_ringbuf_submit(ev, 0);
 	rl_health_inc(RL_HEALTH_EVENTS_SENT);
@@ -143,7 +175,7 @@ static __always_inline void rl_autoban_account(struct rl_ctl *ctl, const struct 
 
 	struct rl_lpm_key key = {};
 	key.prefixlen = RL_LPM_SLOT_BITS + bkey->prefixlen;
-	__builtin_memcpy(key.addr, bkey->addr, 16);
+	rl_bucket_key_addr(bkey, key.addr);
 	struct rl_ban_value ban = {
 		.expires_ns = now + tp->autoban_ban_ns,
 		.created_ns = now,
@@ -329,13 +361,7 @@ int rl_xdp(struct xdp_md *ctx)
 
 	__u32 cache_prefix = pkt.is_v6 ? pol->v6_class_prefix : 128;
 	struct rl_bucket_key key;
-	__builtin_memcpy(key.addr, pkt.addr, 16);
-	if (cache_prefix < 128)
-		rl_mask_addr(key.addr, cache_prefix);
-	key.prefixlen = cache_prefix;
-	key.rule = rule;
-	key.pad[0] = 0;
-	key.pad[1] = 0;
+	rl_make_bucket_key(&key, pkt.addr, pkt.is_v6, cache_prefix, rule);
 
 	struct rl_bucket *entry = rl_lookup_or_create(&key);
 	if (!entry)
@@ -362,9 +388,7 @@ int rl_xdp(struct xdp_md *ctx)
 	struct rl_bucket_key *bkey = &key;
 	struct rl_bucket_key agg_key;
 	if (state == RL_STATE_AGGREGATED) {
-		__builtin_memcpy(&agg_key, &key, sizeof(agg_key));
-		agg_key.prefixlen = entry->bucket_prefix;
-		rl_mask_addr(agg_key.addr, agg_key.prefixlen);
+		rl_make_bucket_key(&agg_key, pkt.addr, pkt.is_v6, entry->bucket_prefix, rule);
 		bucket = rl_lookup_or_create(&agg_key);
 		if (!bucket)
 			return rl_drop(pol, tier, rule, RL_REASON_MAP_FULL, bytes);

@@ -114,8 +114,10 @@ TEST(PolicyCompile, RuleTierOverride) {
 TEST(PolicyCompile, Ipv6GranularityFollowsLongestPrefix) {
     Policy p = two_tiers();
     EXPECT_EQ(compile(p).header.v6_class_prefix, 64);
+    p.allow.push_back(*Cidr::parse("2001:db8::/112"));
+    EXPECT_EQ(compile(p).header.v6_class_prefix, 112);
     p.allow.push_back(*Cidr::parse("2001:db8::1/128"));
-    EXPECT_EQ(compile(p).header.v6_class_prefix, 128);
+    EXPECT_THROW(compile(p), PolicyError) << "IPv6 prefixes stop at /112 (16-byte bucket key)";
     p.allow.clear();
     p.tiers[1].prefix_v6 = 56;
     EXPECT_EQ(compile(p).header.v6_class_prefix, 64);
@@ -141,6 +143,12 @@ TEST(PolicyCompile, ErrorsNameTheField) {
     p = two_tiers();
     p.tiers[0].prefix_v4 = 33;
     expect_field(p, "tiers.free.prefix_v4");
+    p = two_tiers();
+    p.tiers[0].prefix_v6 = 120;
+    expect_field(p, "tiers.free.prefix_v6");
+    p = two_tiers();
+    p.deny.push_back(*Cidr::parse("2001:db8::1/128"));
+    expect_field(p, "deny.2001:db8::1/128");
     p = two_tiers();
     p.members.push_back({*Cidr::parse("10.0.0.0/8"), "nope"});
     expect_field(p, "members.10.0.0.0/8");

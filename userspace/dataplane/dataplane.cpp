@@ -424,9 +424,14 @@ std::size_t Dataplane::count_buckets() const {
 rl_bucket_key bucket_key(const net::IpAddress& src, unsigned prefix128, std::uint8_t rule) {
     rl_bucket_key k{};
     const auto masked = net::mask_address(src, prefix128);
-    std::memcpy(k.addr, masked.bytes.data(), 16);
+    if (src.v4) {
+        std::memcpy(k.addr, &masked.bytes[12], 4);
+        k.rule = static_cast<std::uint8_t>(rule | RL_BUCKET_KEY_V4);
+    } else {
+        std::memcpy(k.addr, masked.bytes.data(), sizeof k.addr);
+        k.rule = rule;
+    }
     k.prefixlen = static_cast<std::uint8_t>(prefix128);
-    k.rule = rule;
     return k;
 }
 

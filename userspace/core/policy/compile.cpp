@@ -140,8 +140,8 @@ CompiledPolicy compile(const Policy& p) {
             throw PolicyError(field + ".name", "duplicate tier name");
         if (t.prefix_v4 < 1 || t.prefix_v4 > 32)
             throw PolicyError(field + ".prefix_v4", "must be 1..32");
-        if (t.prefix_v6 < 1 || t.prefix_v6 > 128)
-            throw PolicyError(field + ".prefix_v6", "must be 1..128");
+        if (t.prefix_v6 < 1 || t.prefix_v6 > RL_MAX_V6_PREFIX)
+            throw PolicyError(field + ".prefix_v6", "must be 1..112 (an IPv6 source owns at least a /64)");
         if (t.autoban.drops && (t.autoban.window_ns == 0 || t.autoban.ban_ns == 0))
             throw PolicyError(field + ".autoban", "window and ban length must be positive");
         auto& tp = h.tiers[i];
@@ -196,6 +196,17 @@ CompiledPolicy compile(const Policy& p) {
     for (std::size_t i = p.rules.size(); i-- > 0;)  // earlier rules overwrite later ones
         fill_rule(out.rule_index, p.rules[i], static_cast<std::uint8_t>(i + 1));
 
+    auto check_v6_length = [](const net::Cidr& c, const std::string& field) {
+        if (!c.address.v4 && c.prefix > RL_MAX_V6_PREFIX)
+            throw PolicyError(field + "." + c.to_string(),
+                              "IPv6 prefixes longer than /112 are not supported (an IPv6 source owns at least a /64)");
+    };
+    for (const auto& c : p.allow)
+        check_v6_length(c, "allow");
+    for (const auto& c : p.deny)
+        check_v6_length(c, "deny");
+    for (const auto& m : p.members)
+        check_v6_length(m.prefix, "members");
     for (std::size_t i = 0; i < p.members.size(); ++i)
         if (!tier_ids.contains(p.members[i].tier))
             throw PolicyError("members." + p.members[i].prefix.to_string(),

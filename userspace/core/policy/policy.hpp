@@ -34,7 +34,7 @@ struct Tier {
     std::string name;
     RateLimit limit;
     unsigned prefix_v4 = 32;  // sources sharing this prefix share a bucket
-    unsigned prefix_v6 = 64;
+    unsigned prefix_v6 = 64;  // at most /112
     AutoBan autoban;
 };
 

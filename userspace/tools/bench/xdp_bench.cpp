@@ -121,7 +121,7 @@ int run_xdp_bench(const XdpBenchOptions& o) {
     std::rotate(results.begin() + 2, results.end() - 1, results.end());  // order of the table
 
     // What one LRU lookup (plus insert on a miss) costs by itself, by key size
-    // (the cost no per-source design can avoid; rl_bucket_key is 20 bytes),
+    // (the cost no per-source design can avoid; rl_bucket_key is 16 bytes),
     // and what each clock helper costs.
     std::vector<Result> references;
     if (o.references) {
