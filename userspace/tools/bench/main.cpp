@@ -6,6 +6,7 @@
 #include <exception>
 #include <iostream>
 
+#include "e2e_bench.hpp"
 #include "xdp_bench.hpp"
 
 int main(int argc, char** argv) {
@@ -23,11 +24,26 @@ int main(int argc, char** argv) {
     xdp_cmd->add_flag("--references", xdp.references, "also time reference programs: one bare LRU lookup per key size, each clock helper");
     xdp_cmd->add_flag("--no-global", xdp.no_global, "load the policy without its global limit");
 
+    rlgate::bench::E2eBenchOptions e2e;
+    auto* e2e_cmd = app.add_subcommand(
+        "e2e", "packets/s through a veth pair flooded by rlgate-flood: XDP_DROP vs rlgate vs nftables (root)");
+    e2e_cmd->add_option("--count", e2e.count, "frames per measurement")->check(CLI::Range(10'000ULL, 1'000'000'000ULL));
+    e2e_cmd->add_option("--threads", e2e.threads, "generator threads, one CPU each")->check(CLI::Range(1U, 64U));
+    e2e_cmd->add_option("--rounds", e2e.rounds, "rounds per measurement; the median is reported")->check(CLI::Range(1, 50));
+    e2e_cmd->add_option("--warmup", e2e.warmup, "unmeasured rounds before each measurement")->check(CLI::Range(0, 10));
+    e2e_cmd->add_option("--duration", e2e.duration, "seconds one generator run may last at most")->check(CLI::Range(1.0, 600.0));
+    e2e_cmd->add_option("--flood", e2e.flood, "path of rlgate-flood (default: ../rlgate-flood from this binary's directory)");
+    e2e_cmd->add_option("--limit-pps", e2e.limit_pps, "per-source limit of rlgate and nft, packets/s")->check(CLI::Range(1ULL, 1'000'000ULL));
+    e2e_cmd->add_option("--limit-burst", e2e.limit_burst, "per-source burst of rlgate and nft, packets")->check(CLI::Range(1ULL, 1'000'000ULL));
+    e2e_cmd->add_flag("--json", e2e.json, "print JSON");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     try {
         if (xdp_cmd->parsed())
             return rlgate::bench::run_xdp_bench(xdp);
+        if (e2e_cmd->parsed())
+            return rlgate::bench::run_e2e_bench(e2e);
     } catch (const std::exception& e) {
         std::cerr << "rlgate-bench: " << e.what() << "\n";
         return 1;

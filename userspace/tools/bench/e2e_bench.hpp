@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace rlgate::bench {
+
+struct E2eBenchOptions {
+    std::uint64_t count = 3'000'000;  // frames per measurement
+    unsigned threads = 2;             // generator threads
+    int rounds = 3;                   // the median of the rounds is reported
+    int warmup = 1;                   // unmeasured rounds first: exhaust the bursts, fill maps and sets
+    double duration = 20.0;           // seconds one generator run may last at most
+    std::string flood;                // rlgate-flood; empty: next to this binary
+    std::uint64_t limit_pps = 10;    // per-source limit of rlgate and nft
+    std::uint64_t limit_burst = 20;
+    bool json = false;
+};
+
+int run_e2e_bench(const E2eBenchOptions& options);
+
+}  // namespace rlgate::bench
