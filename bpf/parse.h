@@ -45,8 +45,8 @@ struct rl_vlan_hdr {
 	__be16 encap_proto;
 };
 
-/* L4 header at `l4` inside a datagram ending at `dgram_end` (offsets in bytes
- * from l4). Non-first fragments never reach here. */
+/* L4 header at `l4`, with `room` bytes left in the datagram the IP header
+ * describes. Non-first fragments never reach here. */
 static __always_inline int rl_parse_l4(void *l4, void *data_end, __u32 room, __u8 proto,
 				       struct rl_pkt *pkt)
 {

@@ -306,7 +306,7 @@ static __always_inline bool rl_global_take(const struct rl_limit *glim, __u32 if
 	struct rl_global_bucket *g = bpf_map_lookup_elem(&rl_global, &slot);
 	if (!g)
 		return true;
-	if (g->ifindex != ifindex && g->ifindex == 0)
+	if (g->ifindex == 0) /* first use of the slot: claim it */
 		__sync_val_compare_and_swap(&g->ifindex, 0, ifindex);
 
 	/* Renew the lease; near the limit, fall back to this packet alone. */

@@ -18,8 +18,6 @@
 #include <linux/types.h>
 #endif
 
-#define RL_ABI_VERSION 1
-
 #define RL_MAX_TIERS 16   /* tier ids 0..15; 0 is the default tier */
 #define RL_MAX_RULES 16   /* rule ids 1..15; 0 means "no L4 rule matched" */
 #define RL_POLICY_SLOTS 2 /* double-buffered policy: slot = generation & 1 */
