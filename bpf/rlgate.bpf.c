@@ -150,9 +150,43 @@ static __always_inline void rl_emit_autoban(struct rl_ctl *ctl, const struct rl_
 	ev->prefixlen = bkey->prefixlen;
 	ev->tier = tier;
 	ev->rule = bkey->rule & (RL_MAX_RULES - 1);
-	ev->pad = 0;
+	ev->reason = RL_REASON_RATE;
 	bpf_ringbuf_submit(ev, 0);
 	rl_health_inc(RL_HEALTH_EVENTS_SENT);
+}
+
+/* A sample of the drops, for `rlctl events`. The budget test reads first and
+ * writes only when a sample is due, so a flood does not bounce rl_ctl's cache
+ * line between CPUs. */
+static __always_inline void rl_sample_drop(struct rl_ctl *ctl, const struct rl_pkt *pkt, __u32 tier,
+					   __u32 rule, __u32 reason, __u64 now, __u32 ifindex)
+{
+	__u64 interval = ctl->sample_interval_q;
+	if (!interval)
+		return;
+	__u64 now_q = now << RL_Q_SHIFT;
+	__u64 tat = *(volatile __u64 *)&ctl->sample_tat_q;
+	if (tat > now_q + ctl->sample_tolerance_q)
+		return;
+	__u64 next = (tat > now_q ? tat : now_q) + interval;
+	if (__sync_val_compare_and_swap(&ctl->sample_tat_q, tat, next) != tat)
+		return; /* another CPU took this sample */
+	struct rl_event *ev = bpf_ringbuf_reserve(&rl_events, sizeof(*ev), 0);
+	if (!ev) {
+		rl_health_inc(RL_HEALTH_EVENTS_SUPPRESSED);
+		return;
+	}
+	ev->time_ns = now;
+	ev->ban_ns = 0;
+	ev->type = RL_EVENT_DROP;
+	ev->ifindex = ifindex;
+	ev->drops = 0;
+	__builtin_memcpy(ev->addr, pkt->addr, 16);
+	ev->prefixlen = 128;
+	ev->tier = tier;
+	ev->rule = rule;
+	ev->reason = reason;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 /* Count a rate drop in the bucket's window; the drop that reaches the tier's
@@ -375,13 +409,20 @@ int rl_xdp(struct xdp_md *ctx)
 
 	__u32 state = entry->state;
 	if (state == RL_STATE_ALLOWED) {
+		entry->passed++;
 		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_ALLOW, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}
-	if (state == RL_STATE_DENIED)
+	if (state == RL_STATE_DENIED) {
+		entry->dropped++;
+		rl_sample_drop(ctl, &pkt, RL_STATS_TIER_NONE, 0, RL_REASON_DENY, now, ctx->ingress_ifindex);
 		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_DENY, bytes);
-	if (state == RL_STATE_BANNED)
+	}
+	if (state == RL_STATE_BANNED) {
+		entry->dropped++;
+		rl_sample_drop(ctl, &pkt, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, now, ctx->ingress_ifindex);
 		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, bytes);
+	}
 
 	__u32 tier = entry->tier & (RL_MAX_TIERS - 1);
 	struct rl_bucket *bucket = entry;
@@ -400,6 +441,8 @@ int rl_xdp(struct xdp_md *ctx)
 	__u64 tick_q = rl_ns_per_jiffy() << RL_Q_SHIFT;
 	int res = rl_take(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, now_q, bytes, tick_q);
 	if (res != RL_GCRA_CONFORM) {
+		bucket->dropped++;
+		rl_sample_drop(ctl, &pkt, tier, rule, RL_REASON_RATE, now, ctx->ingress_ifindex);
 		if (res == RL_GCRA_EXCEED && !(pol->flags & RL_POLICY_DRY_RUN))
 			rl_autoban_account(ctl, &pol->tiers[tier], bucket, bkey, tier, now,
 					   ctx->ingress_ifindex);
@@ -410,8 +453,11 @@ int rl_xdp(struct xdp_md *ctx)
 	if ((glim->pkt_interval_q || glim->byte_interval_q) &&
 	    !rl_global_take(glim, ctx->ingress_ifindex, now_q, bytes, tick_q)) {
 		rl_refund(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, bytes);
+		bucket->dropped++;
+		rl_sample_drop(ctl, &pkt, tier, rule, RL_REASON_GLOBAL, now, ctx->ingress_ifindex);
 		return rl_drop(pol, tier, rule, RL_REASON_GLOBAL, bytes);
 	}
+	bucket->passed++;
 
 	rl_count(tier, rule, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
 	return XDP_PASS;

@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libsystemd-dev
   iproute2 nftables ethtool util-linux
 )
 

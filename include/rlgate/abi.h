@@ -170,7 +170,16 @@ struct rl_ctl {
 	__u64 event_tat_q; /* GCRA state of the event budget */
 	__u64 event_interval_q;
 	__u64 event_tolerance_q;
+	__u32 abi_version; /* RL_ABI_VERSION of the loader that created the pinned maps */
+	__u32 pad;
+	__u64 sample_tat_q; /* budget of drop samples (RL_EVENT_DROP), separate so */
+	__u64 sample_interval_q; /* samples never crowd out auto-ban events */
+	__u64 sample_tolerance_q;
 };
+
+/* Bumped whenever a pinned map's layout or meaning changes: a daemon refuses
+ * to adopt pinned maps of another version instead of misreading them. */
+#define RL_ABI_VERSION 2
 
 /* Bucket map (LRU hash) key: source masked to a prefix, plus the L4 rule.
  * The same map holds classification-cache entries (prefix = cache
@@ -208,10 +217,15 @@ struct rl_bucket {
 	__u8 tier;
 	__u8 bucket_prefix; /* RL_STATE_AGGREGATED: prefix of the shared bucket */
 	__u8 pad;
+	/* Packets seen by this entry (wrapping; plain increments, so concurrent
+	 * CPUs may lose a few): the daemon diffs two snapshots for `rlctl top`. */
+	__u32 passed;
+	__u32 dropped;
 };
 
 enum rl_event_type {
 	RL_EVENT_AUTOBAN = 1,
+	RL_EVENT_DROP = 2, /* a sampled drop: reason says why */
 };
 
 struct rl_event {
@@ -224,7 +238,7 @@ struct rl_event {
 	__u8 prefixlen; /* 128-bit space */
 	__u8 tier;
 	__u8 rule;
-	__u8 pad;
+	__u8 reason; /* enum rl_reason */
 };
 
 /* Global (per-interface) bucket and the per-CPU leases taken from it. A CPU
@@ -277,10 +291,12 @@ RL_ASSERT(RL_OFFSETOF(struct rl_policy, tiers) == 40, "rl_policy.tiers");
 RL_ASSERT(RL_OFFSETOF(struct rl_policy, limits) == 40 + 24 * RL_MAX_TIERS, "rl_policy.limits");
 RL_ASSERT(sizeof(struct rl_policy) == 40 + 24 * RL_MAX_TIERS + 32 * RL_MAX_TIERS * RL_MAX_RULES,
 	  "rl_policy layout");
-RL_ASSERT(sizeof(struct rl_ctl) == 32, "rl_ctl layout");
+RL_ASSERT(sizeof(struct rl_ctl) == 64, "rl_ctl layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_ctl, abi_version) == 32, "rl_ctl.abi_version");
 RL_ASSERT(sizeof(struct rl_bucket_key) == 16, "rl_bucket_key layout");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket_key, prefixlen) == 14, "rl_bucket_key.prefixlen");
-RL_ASSERT(sizeof(struct rl_bucket) == 48, "rl_bucket layout");
+RL_ASSERT(sizeof(struct rl_bucket) == 56, "rl_bucket layout");
+RL_ASSERT(RL_OFFSETOF(struct rl_bucket, passed) == 48, "rl_bucket.passed");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, window_drops) == 32, "rl_bucket.window_drops");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, state) == 44, "rl_bucket.state");
 RL_ASSERT(sizeof(struct rl_event) == 48, "rl_event layout");

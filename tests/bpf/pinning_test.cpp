@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <gmock/gmock.h>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "xdp_fixture.hpp"
@@ -73,6 +75,88 @@ TEST_F(PinningTest, PinnedMapsDumpWithNamedFields) {
 
     auto ctl = nlohmann::json::parse(run_command("bpftool -j map dump pinned " + dir_ + "/rl_ctl"));
     EXPECT_EQ(ctl[0]["formatted"]["value"]["policy_gen"], dp_->policy_generation());
+}
+
+// A dataplane created with a pin_dir, as rlgated runs it.
+class PinnedStateTest : public PinningTest {
+protected:
+    DataplaneOptions options() const override {
+        auto o = XdpTest::options();
+        o.pin_dir = "/sys/fs/bpf/rlgate-test-state-" + std::to_string(getpid());
+        return o;
+    }
+    void TearDown() override {
+        dp_.reset();
+        remove_pinned_state(options().pin_dir);
+        EXPECT_FALSE(std::filesystem::exists(options().pin_dir));
+    }
+    std::unique_ptr<Dataplane> reopen(DataplaneOptions o) {
+        dp_.reset();  // the daemon dies: only the pins keep the maps
+        return std::make_unique<Dataplane>(o);
+    }
+};
+
+TEST_F(PinnedStateTest, RestartAdoptsBucketsBansPolicyAndCounters) {
+    ASSERT_FALSE(dp_->adopted());
+    const auto gen = apply(limited_policy(1, 5));  // one token per second: none refills during the restart
+    dp_->add_ban(*Cidr::parse("203.0.113.0/24"), std::chrono::seconds(600));
+    const auto src = udp_from("192.0.2.1");
+    EXPECT_EQ(passes(src, 8), 5);  // burst 5, then limited
+    const auto key = bucket_key(*IpAddress::parse("192.0.2.1"), 128, 0);
+    const auto before = dp_->lookup_bucket(key);
+    ASSERT_TRUE(before);
+
+    dp_ = reopen(options());
+    EXPECT_TRUE(dp_->adopted());
+    EXPECT_EQ(dp_->policy_generation(), gen);
+    const auto after = dp_->lookup_bucket(key);
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->pkt_tat_q, before->pkt_tat_q);
+    EXPECT_EQ(after->passed, 5U);
+    EXPECT_EQ(after->dropped, 3U);
+    ASSERT_EQ(dp_->list_bans().size(), 1U);
+    EXPECT_EQ(dp_->list_bans()[0].prefix.to_string(), "203.0.113.0/24");
+    EXPECT_EQ(count(RL_REASON_RATE, RL_VERDICT_DROP), 3U);
+    // The new program enforces the adopted state at once: the bucket is still empty.
+    EXPECT_EQ(run(src), XDP_DROP);
+    EXPECT_EQ(run(udp_from("203.0.113.9")), XDP_DROP);
+    EXPECT_EQ(count(RL_REASON_BAN, RL_VERDICT_DROP), 1U);
+}
+
+TEST_F(PinnedStateTest, IncompatibleLayoutIsRefusedWithTheWayOut) {
+    auto other = options();
+    other.bucket_entries *= 2;
+    try {
+        dp_ = reopen(other);
+        FAIL() << "adopted a bucket map of another size";
+    } catch (const std::exception& e) {
+        EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("rl_buckets does not match"));
+        EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("rlgated --cleanup"));
+    }
+    EXPECT_TRUE(std::filesystem::exists(options().pin_dir + "/rl_buckets"));  // left untouched
+}
+
+TEST_F(PinnedStateTest, RemovePinnedStateDropsEverything) {
+    apply(limited_policy(10, 5));
+    dp_->remove_pinned_state();
+    EXPECT_FALSE(std::filesystem::exists(options().pin_dir));
+    dp_ = reopen(options());
+    EXPECT_FALSE(dp_->adopted());
+    EXPECT_EQ(dp_->policy_generation(), 0U);
+}
+
+TEST_F(PinnedStateTest, SnapshotCountsPerSourcePackets) {
+    apply(limited_policy(1000, 1000));
+    passes(udp_from("192.0.2.1"), 7);
+    passes(udp_from("192.0.2.2"), 2);
+    std::map<std::string, std::uint32_t> seen;
+    for (const auto& e : dp_->snapshot_buckets()) {
+        IpAddress a = IpAddress::from_v4_bytes({e.key.addr[0], e.key.addr[1], e.key.addr[2], e.key.addr[3]});
+        seen[a.to_string()] = e.value.passed;
+    }
+    EXPECT_EQ(seen.size(), 2U);
+    EXPECT_EQ(seen["192.0.2.1"], 7U);
+    EXPECT_EQ(seen["192.0.2.2"], 2U);
 }
 
 }  // namespace

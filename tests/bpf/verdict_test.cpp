@@ -206,9 +206,38 @@ protected:
         auto o = XdpTest::options();
         o.events_per_sec = 1;  // budget: 2 events, then 1 per second
         o.events_burst = 2;
+        o.drop_samples_per_sec = 0;  // only auto-ban events here
         return o;
     }
 };
+
+class DropSampleTest : public XdpTest {
+protected:
+    DataplaneOptions options() const override {
+        auto o = XdpTest::options();
+        o.drop_samples_per_sec = 1;  // budget: 2 samples at once, then 1 per second
+        return o;
+    }
+};
+
+TEST_F(DropSampleTest, DropsAreSampledWithTheirReason) {
+    auto p = limited_policy(1, 1);
+    p.deny.push_back(*Cidr::parse("192.0.2.0/24"));
+    apply(p);
+    EXPECT_EQ(run(udp_from("192.0.2.7")), XDP_DROP);                // deny: sampled
+    EXPECT_EQ(passes(udp_from("198.18.0.1"), 40), 1);               // 39 rate drops: one sampled
+    std::vector<rl_event> events;
+    dp_->poll_events(100ms, [&](const rl_event& e) { events.push_back(e); });
+    ASSERT_EQ(events.size(), 2U) << "a flood of drops stays within the sample budget";
+    EXPECT_EQ(events[0].type, static_cast<std::uint32_t>(RL_EVENT_DROP));
+    EXPECT_EQ(events[0].reason, RL_REASON_DENY);
+    EXPECT_EQ(events[1].reason, RL_REASON_RATE);
+    IpAddress a;
+    std::memcpy(a.bytes.data(), events[1].addr, 16);
+    a.v4 = true;
+    EXPECT_EQ(a.to_string(), "198.18.0.1");
+    EXPECT_EQ(events[1].tier, 0);
+}
 
 TEST_F(AutoBanTest, ThresholdCrossingBansAndEmitsSampledEvents) {
     auto p = limited_policy(1, 2);

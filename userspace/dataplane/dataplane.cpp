@@ -7,11 +7,13 @@
 #include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdarg>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 
 #include "dataplane/bpf_error.hpp"
@@ -70,6 +72,51 @@ std::vector<Key> all_keys(int fd) {
     return keys;
 }
 
+namespace fs = std::filesystem;
+constexpr long kBpfFsMagic = 0xcafe4a11;
+
+// Maps the loader creates for global data (".kconfig", ".rodata"...) belong
+// to one program instance; only our named maps are shared state.
+bool is_shared_map(const bpf_map* m) { return std::strchr(bpf_map__name(m), '.') == nullptr; }
+
+void require_bpffs(const std::string& dir) {
+    struct statfs st {};
+    if (statfs(dir.c_str(), &st) != 0)
+        throw BpfError(errno, "stat " + dir);
+    if (st.f_type != kBpfFsMagic)
+        throw BpfError(EINVAL, dir + " is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)");
+}
+
+// A pinned map is only adopted when the program would have created the same
+// map: otherwise the new program would misread it.
+void check_pinned_map(const bpf_map* m, int fd, const std::string& path) {
+    bpf_map_info info{};
+    std::uint32_t len = sizeof info;
+    check_bpf(bpf_obj_get_info_by_fd(fd, &info, &len), "inspect pinned map " + path);
+    std::string diff;
+    auto cmp = [&](const char* what, std::uint32_t pinned, std::uint32_t wanted) {
+        if (pinned != wanted)
+            diff += std::string(diff.empty() ? "" : ", ") + what + " " + std::to_string(pinned) + " (wanted " +
+                    std::to_string(wanted) + ")";
+    };
+    cmp("type", info.type, bpf_map__type(m));
+    cmp("key size", info.key_size, bpf_map__key_size(m));
+    cmp("value size", info.value_size, bpf_map__value_size(m));
+    cmp("max entries", info.max_entries, bpf_map__max_entries(m));
+    cmp("flags", info.map_flags, bpf_map__map_flags(m));
+    if (!diff.empty())
+        throw BpfError(EINVAL, "pinned map " + path + " does not match this program: " + diff +
+                                   ". It was created by another rlgate version or with other map sizes; "
+                                   "`rlgated --cleanup` removes the pinned state (dropping all buckets and bans)");
+}
+
+AttachMode attached_mode(int ifindex) {
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(ifindex, 0, &q) == 0 && q.attach_mode == XDP_ATTACHED_SKB)
+        return AttachMode::generic;
+    return AttachMode::native;
+}
+
 std::uint64_t gcra_interval_q(std::uint64_t per_sec) {
     return per_sec ? (1'000'000'000ULL << RL_Q_SHIFT) / per_sec : 0;
 }
@@ -108,6 +155,7 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_buckets, options_.bucket_entries), "size rl_buckets");
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_class, options_.class_entries), "size rl_class");
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_bans, options_.ban_entries), "size rl_bans");
+    adopt_pinned_maps();
     check_bpf(rlgate_bpf__load(skel_.get()),
               "load XDP program rlgate (needs root/CAP_BPF; run with --log-level debug for the verifier log)");
 
@@ -119,6 +167,20 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
         throw BpfError(errno, "mmap rl_ctl");
     }
     rl_ctl* c = ctl();
+    if (adopted_ && c->abi_version != RL_ABI_VERSION)
+        throw BpfError(EINVAL, "pinned maps under " + options_.pin_dir + " have layout version " +
+                                   std::to_string(c->abi_version) + ", this rlgated uses " +
+                                   std::to_string(RL_ABI_VERSION) +
+                                   "; `rlgated --cleanup` removes the old state (dropping buckets and bans)");
+    c->abi_version = RL_ABI_VERSION;
+    if (const std::uint32_t gen = policy_generation(); gen != 0) {
+        const std::uint32_t slot = gen & 1;
+        rl_policy active{};
+        if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_policy), &slot, &active) == 0)
+            v6_class_prefix_ = active.v6_class_prefix;
+    }
+    c->sample_interval_q = gcra_interval_q(options_.drop_samples_per_sec);
+    c->sample_tolerance_q = c->sample_interval_q;
     c->event_interval_q = gcra_interval_q(options_.events_per_sec);
     c->event_tolerance_q = c->event_interval_q * std::max<std::uint32_t>(1, options_.events_burst);
 
@@ -136,6 +198,107 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
         this, nullptr));
     if (!ring_)
         throw BpfError(errno, "create ring buffer reader for rl_events");
+    adopt_pinned_links();
+}
+
+void Dataplane::adopt_pinned_maps() {
+    if (options_.pin_dir.empty())
+        return;
+    std::error_code ec;
+    fs::create_directories(options_.pin_dir, ec);
+    if (ec)
+        throw BpfError(ec.value(), "create pin directory " + options_.pin_dir);
+    require_bpffs(options_.pin_dir);
+    bpf_map* m = nullptr;
+    std::size_t found = 0;
+    bpf_object__for_each_map(m, skel_->obj) {
+        if (!is_shared_map(m))
+            continue;
+        const std::string path = options_.pin_dir + "/" + bpf_map__name(m);
+        if (fs::exists(path)) {
+            UniqueFd fd(bpf_obj_get(path.c_str()));
+            if (!fd.valid())
+                throw BpfError(errno, "open pinned map " + path);
+            check_pinned_map(m, fd.get(), path);
+            ++found;
+            adopted_ = adopted_ || std::strcmp(bpf_map__name(m), "rl_ctl") == 0;
+        }
+        // libbpf reuses the pinned map at load, or creates and pins it.
+        check_bpf(bpf_map__set_pin_path(m, path.c_str()), "set pin path " + path);
+    }
+    if (found && !adopted_)
+        throw BpfError(EINVAL, options_.pin_dir + " holds some rlgate maps but not rl_ctl: inconsistent state; "
+                                                  "`rlgated --cleanup` removes it");
+    if (adopted_)
+        spdlog::info("adopting pinned maps under {} (buckets, bans and counters kept)", options_.pin_dir);
+}
+
+std::string Dataplane::link_pin_path(const std::string& ifname) const {
+    return options_.pin_dir + "/links/" + ifname;
+}
+
+void Dataplane::adopt_pinned_links() {
+    if (options_.pin_dir.empty())
+        return;
+    const fs::path dir = options_.pin_dir + "/links";
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+        return;
+    for (const auto& file : fs::directory_iterator(dir)) {
+        const std::string path = file.path().string();
+        UniqueFd fd(bpf_obj_get(path.c_str()));
+        if (!fd.valid())
+            throw BpfError(errno, "open pinned link " + path);
+        bpf_link_info info{};
+        std::uint32_t len = sizeof info;
+        check_bpf(bpf_obj_get_info_by_fd(fd.get(), &info, &len), "inspect pinned link " + path);
+        const int ifindex = static_cast<int>(info.xdp.ifindex);
+        char name_buf[IF_NAMESIZE] = {};
+        if (info.type != BPF_LINK_TYPE_XDP || ifindex == 0 || !if_indextoname(static_cast<unsigned>(ifindex), name_buf)) {
+            spdlog::warn("pinned link {} no longer attaches to an interface (deleted?); removing it", path);
+            fs::remove(file.path(), ec);
+            continue;
+        }
+        check_bpf(bpf_link_update(fd.get(), program_fd(), nullptr), "switch pinned link " + path + " to the new program");
+        std::string ifname = name_buf;
+        if (ifname != file.path().filename().string()) {  // renamed meanwhile: re-pin under the new name
+            fs::remove(file.path(), ec);
+            check_bpf(bpf_obj_pin(fd.get(), link_pin_path(ifname).c_str()), "pin link " + link_pin_path(ifname));
+        }
+        const AttachMode mode = attached_mode(ifindex);
+        spdlog::info("adopted XDP link on {} (ifindex {}, {} mode)", ifname, ifindex, to_string(mode));
+        attachments_.insert_or_assign(ifname, Attachment{ifindex, mode, std::move(fd)});
+    }
+}
+
+void Dataplane::remove_pinned_state() {
+    for (auto& [name, a] : attachments_)
+        bpf_link_detach(a.link.get());
+    attachments_.clear();
+    if (!options_.pin_dir.empty())
+        rlgate::remove_pinned_state(options_.pin_dir);
+}
+
+std::size_t remove_pinned_state(const std::string& pin_dir) {
+    std::size_t removed = 0;
+    std::error_code ec;
+    const fs::path links = pin_dir + "/links";
+    if (fs::is_directory(links, ec)) {
+        for (const auto& file : fs::directory_iterator(links)) {
+            // Detach explicitly: another process may still hold the link open.
+            if (UniqueFd fd(bpf_obj_get(file.path().c_str())); fd.valid())
+                bpf_link_detach(fd.get());
+            removed += fs::remove(file.path(), ec) ? 1U : 0U;
+        }
+        fs::remove(links, ec);
+    }
+    if (fs::is_directory(pin_dir, ec)) {
+        for (const auto& file : fs::directory_iterator(pin_dir))
+            if (file.path().filename().string().starts_with("rl_"))
+                removed += fs::remove(file.path(), ec) ? 1U : 0U;
+        fs::remove(pin_dir, ec);  // only if empty: never delete what is not ours
+    }
+    return removed;
 }
 
 Dataplane::~Dataplane() {
@@ -200,14 +363,30 @@ AttachMode Dataplane::attach(const std::string& ifname, AttachMode mode) {
             hint = " (another XDP program is attached; detach it first)";
         throw BpfError(err, "attach XDP (" + std::string(to_string(used)) + ") to " + ifname + hint);
     }
-    attachments_.emplace(ifname, Attachment{ifindex, used, UniqueFd(fd)});
+    UniqueFd link(fd);
+    if (!options_.pin_dir.empty()) {
+        std::error_code ec;
+        fs::create_directories(options_.pin_dir + "/links", ec);
+        const std::string path = link_pin_path(ifname);
+        if (bpf_obj_pin(link.get(), path.c_str()) != 0)
+            throw BpfError(errno, "pin link " + path);  // closing `link` detaches again
+    }
+    attachments_.emplace(ifname, Attachment{ifindex, used, std::move(link)});
     spdlog::info("attached XDP to {} (ifindex {}, {} mode)", ifname, ifindex, to_string(used));
     return used;
 }
 
 void Dataplane::detach(const std::string& ifname) {
-    if (attachments_.erase(ifname) == 0)
-        throw BpfError(ENOENT, "detach XDP from " + ifname + ": not attached by this process");
+    auto it = attachments_.find(ifname);
+    if (it == attachments_.end())
+        throw BpfError(ENOENT, "detach XDP from " + ifname + ": not attached");
+    if (!options_.pin_dir.empty()) {
+        bpf_link_detach(it->second.link.get());  // the pin would keep it alive
+        std::error_code ec;
+        fs::remove(link_pin_path(ifname), ec);
+    }
+    attachments_.erase(it);
+    spdlog::info("detached XDP from {}", ifname);
 }
 
 std::map<std::string, AttachMode> Dataplane::attachments() const {
@@ -381,6 +560,25 @@ int Dataplane::poll_events(std::chrono::milliseconds timeout, const std::functio
     return n < 0 ? 0 : n;
 }
 
+int Dataplane::events_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
+
+int Dataplane::consume_events(const std::function<void(const rl_event&)>& on_event) {
+    on_event_ = on_event;
+    const int n = ring_buffer__consume(ring_.get());
+    on_event_ = nullptr;
+    if (n < 0)
+        throw BpfError(-n, "consume rl_events");
+    return n;
+}
+
+std::vector<Dataplane::MapFill> Dataplane::map_fill() const {
+    std::vector<MapFill> out;
+    out.push_back({"rl_buckets", count_buckets(), options_.bucket_entries});
+    out.push_back({"rl_bans", all_keys<rl_lpm_key>(bpf_map__fd(skel_->maps.rl_bans)).size(), options_.ban_entries});
+    out.push_back({"rl_class", all_keys<rl_lpm_key>(bpf_map__fd(skel_->maps.rl_class)).size(), options_.class_entries});
+    return out;
+}
+
 ClockSample Dataplane::clock() const {
     std::uint8_t frame[64] = {};
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = sizeof frame);
@@ -418,7 +616,49 @@ void Dataplane::clear_buckets() {
 }
 
 std::size_t Dataplane::count_buckets() const {
-    return all_keys<rl_bucket_key>(bpf_map__fd(skel_->maps.rl_buckets)).size();
+    const int fd = bpf_map__fd(skel_->maps.rl_buckets);
+    constexpr std::uint32_t kChunk = 8192;
+    std::vector<rl_bucket_key> keys(kChunk);
+    std::vector<rl_bucket> values(kChunk);
+    rl_bucket_key batch{};
+    bool first = true;
+    std::size_t total = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    for (;;) {
+        std::uint32_t count = kChunk;
+        const int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(), values.data(),
+                                             &count, &opts);
+        first = false;
+        if (err != 0 && errno != ENOENT)
+            throw BpfError(errno, "count rl_buckets");
+        total += count;
+        if (err != 0)
+            return total;
+    }
+}
+
+std::vector<BucketEntry> Dataplane::snapshot_buckets() const {
+    const int fd = bpf_map__fd(skel_->maps.rl_buckets);
+    constexpr std::uint32_t kChunk = 8192;
+    std::vector<rl_bucket_key> keys(kChunk);
+    std::vector<rl_bucket> values(kChunk);
+    std::vector<BucketEntry> out;
+    rl_bucket_key batch{};  // opaque cursor; hash maps use 4 bytes of it
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    for (;;) {
+        std::uint32_t count = kChunk;
+        const int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(), values.data(),
+                                             &count, &opts);
+        first = false;
+        if (err != 0 && errno != ENOENT)
+            throw BpfError(errno, "read rl_buckets");
+        for (std::uint32_t i = 0; i < count; ++i)
+            out.push_back(BucketEntry{keys[i], values[i]});
+        if (err != 0)  // ENOENT: that was the last chunk
+            break;
+    }
+    return out;
 }
 
 rl_bucket_key bucket_key(const net::IpAddress& src, unsigned prefix128, std::uint8_t rule) {

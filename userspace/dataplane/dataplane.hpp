@@ -33,6 +33,12 @@ struct DataplaneOptions {
     std::uint32_t ban_entries = 65536;
     std::uint32_t events_per_sec = 100;       // ring-buffer event budget
     std::uint32_t events_burst = 100;
+    std::uint32_t drop_samples_per_sec = 10;  // RL_EVENT_DROP samples; 0 = none
+    // bpffs directory holding the pinned maps and links (empty = nothing
+    // pinned: the program lives and dies with this object). When it already
+    // holds maps of a compatible layout they are adopted, with every bucket,
+    // ban and counter, and pinned links are switched to the new program.
+    std::string pin_dir;
 };
 
 enum class AttachMode { native, generic, automatic };
@@ -62,6 +68,11 @@ struct BanEntry {
     rl_ban_value value{};
 };
 
+struct BucketEntry {
+    rl_bucket_key key{};
+    rl_bucket value{};
+};
+
 struct ClockSample {
     std::uint64_t rl_now_ns = 0;
     std::uint64_t mono_ns = 0;
@@ -77,9 +88,16 @@ public:
 
     // Attach to an interface; returns the mode in effect. Native fails loudly
     // when the driver lacks it; automatic falls back to generic with a warning.
+    // With a pin_dir the link is pinned: it outlives this process.
     AttachMode attach(const std::string& ifname, AttachMode mode);
     void detach(const std::string& ifname);
     [[nodiscard]] std::map<std::string, AttachMode> attachments() const;
+
+    // True when the maps were adopted from pin_dir rather than created.
+    [[nodiscard]] bool adopted() const { return adopted_; }
+    // Detaches every link and removes every pin under pin_dir (the maps go
+    // away with the last reference): what `rlgated --cleanup` does.
+    void remove_pinned_state();
 
     // Writes the inactive slot, then flips the generation: no packet sees half a policy,
     // and buckets of known sources survive. Returns the new generation.
@@ -98,6 +116,16 @@ public:
 
     // Drains ring-buffer events; returns how many were handled.
     int poll_events(std::chrono::milliseconds timeout, const std::function<void(const rl_event&)>& on_event);
+    // For event loops: readable when events wait; then consume_events.
+    [[nodiscard]] int events_fd() const;
+    int consume_events(const std::function<void(const rl_event&)>& on_event);
+
+    struct MapFill {
+        std::string name;
+        std::size_t entries = 0;
+        std::size_t max_entries = 0;
+    };
+    [[nodiscard]] std::vector<MapFill> map_fill() const;  // buckets, bans, class prefixes
 
     // The program's clock (jiffies-based rl time), read through rl_clock_probe.
     [[nodiscard]] ClockSample clock() const;
@@ -110,6 +138,7 @@ public:
     void update_bucket(const rl_bucket_key& key, const rl_bucket& value);
     void clear_buckets();
     [[nodiscard]] std::size_t count_buckets() const;
+    [[nodiscard]] std::vector<BucketEntry> snapshot_buckets() const;  // batch read of the whole map
 
     // Pins every map under `dir` (on bpffs) by its name, e.g. dir/rl_buckets;
     // unpin_maps removes those pins (the maps live on while referenced).
@@ -136,6 +165,9 @@ private:
     rl_ctl* ctl();
     [[nodiscard]] const rl_ctl* ctl() const;
     void bump_ban_generation();
+    void adopt_pinned_maps();
+    void adopt_pinned_links();
+    [[nodiscard]] std::string link_pin_path(const std::string& ifname) const;
 
     DataplaneOptions options_;
     std::unique_ptr<::rlgate_bpf, SkeletonDeleter> skel_;
@@ -145,7 +177,13 @@ private:
     std::function<void(const rl_event&)> on_event_;
     std::map<std::string, Attachment> attachments_;
     std::uint8_t v6_class_prefix_ = 64;
+    bool adopted_ = false;
 };
+
+// Removes what a Dataplane with this pin_dir left behind, without loading
+// anything (links detach, maps go away with their last reference). Returns
+// the number of pins removed.
+std::size_t remove_pinned_state(const std::string& pin_dir);
 
 // Bucket key of a source, as the program builds it.
 rl_bucket_key bucket_key(const net::IpAddress& src, unsigned prefix128, std::uint8_t rule);
