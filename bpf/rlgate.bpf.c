@@ -377,10 +377,8 @@ int rl_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	if (parsed != RL_PARSE_OK) {
-		if (gen && (pol->flags & RL_POLICY_DROP_MALFORMED)) {
-			rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, RL_VERDICT_DROP, bytes);
-			return XDP_DROP;
-		}
+		if (gen && (pol->flags & RL_POLICY_DROP_MALFORMED)) /* dry-run: counted, passed */
+			return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, bytes);
 		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}

@@ -188,5 +188,17 @@ TEST_F(ParserTest, MalformedPassesByDefault) {
     EXPECT_EQ(count(RL_REASON_MALFORMED, RL_VERDICT_DROP), 0U);
 }
 
+TEST_F(ParserTest, DryRunPassesMalformedFramesItWouldDrop) {
+    auto p = limited_policy(0, 0);
+    p.drop_malformed = true;
+    p.dry_run = true;
+    apply(p);
+    auto f = build_frame(udp_from(kV4));
+    f.bytes.resize(f.l3_offset + 10);
+    EXPECT_EQ(run_bytes(f.bytes), XDP_PASS);
+    EXPECT_EQ(count(RL_REASON_MALFORMED, RL_VERDICT_PASS), 1U) << "counted under its reason";
+    EXPECT_EQ(count(RL_REASON_MALFORMED, RL_VERDICT_DROP), 0U);
+}
+
 }  // namespace
 }  // namespace rlgate::testing

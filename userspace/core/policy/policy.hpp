@@ -53,6 +53,7 @@ struct Rule {
 struct TierMember {
     net::Cidr prefix;
     std::string tier;
+    bool operator==(const TierMember&) const = default;
 };
 
 struct Policy {

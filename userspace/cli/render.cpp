@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "cli/render.hpp"
+
+#include <string>
+
+#include "cli/table.hpp"
+
+namespace rlgate::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string str(const json& j, const char* key, const std::string& fallback = "-") {
+    if (!j.contains(key) || j[key].is_null())
+        return fallback;
+    if (j[key].is_string())
+        return j[key].get<std::string>();
+    return j[key].dump();
+}
+
+// The member, or an empty value: never a temporary in a range-for.
+const json& field(const json& j, const char* key) {
+    static const json empty;
+    const auto it = j.find(key);
+    return it == j.end() ? empty : *it;
+}
+
+double num(const json& j, const char* key) {
+    return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+}
+
+std::string limit_text(const json& l) {
+    if (!l.is_object() || l.empty())
+        return "unlimited";
+    std::string s;
+    if (l.contains("pps"))
+        s += human_count(num(l, "pps")) + " pps burst " + human_count(num(l, "burst"));
+    if (l.contains("bytes_per_sec"))
+        s += (s.empty() ? "" : ", ") + human_count(num(l, "bytes_per_sec")) + " B/s burst " +
+             human_count(num(l, "burst_bytes")) + " B";
+    return s;
+}
+
+}  // namespace
+
+void render_status(const json& r, std::ostream& out) {
+    out << "rlgated " << str(r, "version") << " (pid " << str(r, "pid") << "), up "
+        << human_duration(num(r, "uptime_s")) << ", config " << str(r, "config") << "\n";
+    out << "policy generation " << str(r, "policy_generation") << " from " << str(r, "policy_source")
+        << (r.value("dry_run", false) ? ", DRY-RUN (drops are only counted)" : "") << "\n";
+    out << "pinned state " << str(r, "pin_dir") << (r.value("adopted", false) ? " (adopted at start)" : " (created at start)")
+        << "\n";
+    if (r.contains("last_reload")) {
+        const auto& l = r["last_reload"];
+        out << "last reload: " << (l.value("ok", false) ? "ok" : "REJECTED") << " (" << str(l, "trigger") << " at "
+            << str(l, "time") << ")";
+        if (!l.value("ok", false) && l.contains("error")) {
+            const auto& e = l["error"];
+            out << ": " << str(e, "file", "") << (e.contains("field") ? ": " + str(e, "field") : "") << ": "
+                << (e.contains("reason") ? str(e, "reason") : str(e, "message"));
+        }
+        out << "\n";
+        for (const auto& w : field(l, "warnings"))
+            out << "  warning: " << w.get<std::string>() << "\n";
+    }
+    out << "\n";
+    Table ifaces({"INTERFACE", "IFINDEX", "MODE"});
+    for (const auto& i : field(r, "interfaces"))
+        ifaces.add({str(i, "name"), str(i, "ifindex"), str(i, "mode")});
+    if (ifaces.empty())
+        out << "no interface attached\n";
+    else
+        ifaces.print(out);
+    out << "\n";
+    Table maps({"MAP", "ENTRIES", "MAX", "FILL"});
+    for (const auto& m : field(r, "maps")) {
+        char fill[16];
+        std::snprintf(fill, sizeof fill, "%.1f%%", 100.0 * num(m, "fill"));
+        maps.add({str(m, "name"), str(m, "entries"), str(m, "max_entries"), fill});
+    }
+    maps.print(out);
+}
+
+void render_stats(const json& r, std::ostream& out) {
+    Table totals({"", "PACKETS", "BYTES", "PPS"});
+    for (const char* k : {"passed", "dropped"})
+        if (r.contains(k))
+            totals.add({k, human_count(num(r[k], "packets")), human_count(num(r[k], "bytes")), human_count(num(r[k], "pps"))});
+    totals.print(out);
+    if (r.value("dry_run", false))
+        out << "dry-run: nothing is dropped; drop reasons are counted as passed\n";
+    out << "\n";
+    Table reasons({"REASON", "VERDICT", "PACKETS", "PPS"});
+    for (const auto& e : field(r, "by_reason"))
+        reasons.add({str(e, "reason"), str(e, "verdict"), human_count(num(e, "packets")), human_count(num(e, "pps"))});
+    if (!reasons.empty())
+        reasons.print(out);
+    Table classes({"TIER", "RULE", "REASON", "VERDICT", "PACKETS", "PPS"});
+    for (const auto& e : field(r, "by_class"))
+        if (!e["tier"].is_null())
+            classes.add({str(e, "tier"), str(e, "rule"), str(e, "reason"), str(e, "verdict"),
+                         human_count(num(e, "packets")), human_count(num(e, "pps"))});
+    if (!classes.empty()) {
+        out << "\n";
+        classes.print(out);
+    }
+}
+
+void render_top(const json& r, std::ostream& out) {
+    Table t({"SOURCE", "TIER", "RULE", "STATE", "PASSED/S", "DROPPED/S"});
+    for (const auto& e : field(r, "talkers"))
+        t.add({str(e, "source"), str(e, "tier"), str(e, "rule"), str(e, "state"), human_count(num(e, "passed_pps")),
+               human_count(num(e, "dropped_pps"))});
+    if (t.empty())
+        out << "no traffic in the last " << human_duration(num(r, "interval_s")) << "\n";
+    else
+        t.print(out);
+}
+
+void render_policy(const json& r, std::ostream& out) {
+    out << "generation " << str(r, "generation") << " from " << str(r, "source")
+        << (r.value("dry_run", false) ? " (dry-run)" : "") << (r.value("drop_malformed", false) ? ", malformed frames dropped" : "")
+        << "\nglobal limit per interface: " << limit_text(field(r, "global")) << "\n\n";
+    Table tiers({"TIER", "LIMIT PER SOURCE", "PREFIX V4/V6", "AUTO-BAN"});
+    for (const auto& t : field(r, "tiers")) {
+        std::string ab = "-";
+        if (t.contains("autoban"))
+            ab = str(t["autoban"], "drops") + " drops/" + human_duration(num(t["autoban"], "window_s")) + " -> " +
+                 human_duration(num(t["autoban"], "ban_s"));
+        tiers.add({str(t, "name") + (t.value("default", false) ? " (default)" : ""), limit_text(t["limit"]),
+                   "/" + str(t, "prefix_v4") + " /" + str(t, "prefix_v6"), ab});
+    }
+    tiers.print(out);
+    Table rules({"RULE", "PROTO", "PORTS", "LIMIT", "TIER OVERRIDES"});
+    for (const auto& ru : field(r, "rules")) {
+        std::string ports = "-";
+        if (ru.contains("ports"))
+            ports = ru["ports"][0] == ru["ports"][1] ? ru["ports"][0].dump() : ru["ports"][0].dump() + "-" + ru["ports"][1].dump();
+        std::string overrides;
+        for (const auto& [tier, l] : field(ru, "tiers").items())
+            overrides += (overrides.empty() ? "" : "; ") + tier + ": " + limit_text(l);
+        rules.add({str(ru, "name"), str(ru, "proto") + (ru.value("syn_only", false) ? " (SYN)" : ""), ports,
+                   limit_text(ru["limit"]), overrides.empty() ? "-" : overrides});
+    }
+    if (!rules.empty()) {
+        out << "\n";
+        rules.print(out);
+    }
+    Table lists({"LIST", "PREFIX", "TIER", "ORIGIN"});
+    for (const char* k : {"allow", "deny"})
+        for (const auto& e : r.value(k, json::array()))
+            lists.add({k, str(e, "cidr"), "-", str(e, "origin")});
+    for (const auto& m : field(r, "members"))
+        lists.add({"tier", str(m, "cidr"), str(m, "tier"), str(m, "origin")});
+    if (!lists.empty()) {
+        out << "\n";
+        lists.print(out);
+    }
+}
+
+void render_entries(const json& r, std::ostream& out) {
+    Table t({"PREFIX", "ORIGIN"});
+    for (const auto& e : field(r, "entries"))
+        t.add({str(e, "cidr"), str(e, "origin")});
+    if (t.empty())
+        out << "(empty)\n";
+    else
+        t.print(out);
+}
+
+void render_tiers(const json& r, std::ostream& out) {
+    Table t({"ID", "TIER", "LIMIT PER SOURCE", "MEMBERS", "PASSED", "DROPPED"});
+    for (const auto& e : field(r, "tiers"))
+        t.add({str(e, "id"), str(e, "name"), limit_text(e["limit"]), str(e, "members"),
+               human_count(num(e, "passed_packets")), human_count(num(e, "dropped_packets"))});
+    t.print(out);
+}
+
+void render_bans(const json& r, std::ostream& out) {
+    Table t({"SOURCE", "ORIGIN", "REMAINING"});
+    for (const auto& b : field(r, "bans"))
+        t.add({str(b, "source"), str(b, "origin"),
+               b["remaining_s"].is_null() ? "until removed"
+               : b.value("expired", false) ? "expired"
+                                           : human_duration(num(b, "remaining_s"))});
+    if (t.empty())
+        out << "no bans\n";
+    else
+        t.print(out);
+}
+
+void render_event(const json& e, std::ostream& out) {
+    out << str(e, "time") << "  " << str(e, "event") << "  " << str(e, "source") << "  reason=" << str(e, "reason")
+        << " tier=" << str(e, "tier") << " rule=" << str(e, "rule") << " if=" << str(e, "interface");
+    if (e.contains("ban_s"))
+        out << " drops=" << str(e, "drops") << " ban=" << human_duration(num(e, "ban_s"));
+    out << std::endl;
+}
+
+}  // namespace rlgate::cli

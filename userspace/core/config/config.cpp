@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "core/config/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace rlgate::config {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::size_t kMaxIfNameLen = 15;     // IFNAMSIZ - 1
+constexpr std::size_t kMaxSocketPathLen = 107;  // sizeof(sockaddr_un::sun_path) - 1
+
+std::string join(const std::string& base, std::string_view key) {
+    return base.empty() ? std::string(key) : base + "." + std::string(key);
+}
+
+std::string at_index(const std::string& base, std::size_t i) {
+    return base + "[" + std::to_string(i) + "]";
+}
+
+std::string in_quotes(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
+
+// Records the first key that appears twice in one object: nlohmann keeps only
+// the last value, and a copy-pasted tier or field must not vanish silently.
+class DuplicateKeyFinder {
+public:
+    bool operator()(int /*depth*/, nlohmann::json::parse_event_t event, Json& parsed) {
+        using E = nlohmann::json::parse_event_t;
+        switch (event) {
+        case E::object_start:
+        case E::array_start: {
+            std::string path = child_path();
+            stack_.push_back(Frame{.array = event == E::array_start, .path = std::move(path)});
+            break;
+        }
+        case E::object_end:
+        case E::array_end:
+            if (!stack_.empty())
+                stack_.pop_back();
+            break;
+        case E::key:
+            if (!stack_.empty() && parsed.is_string()) {
+                auto& f = stack_.back();
+                f.key = parsed.get<std::string>();
+                if (!f.keys.insert(f.key).second && !duplicate_)
+                    duplicate_ = join(f.path, f.key);
+            }
+            break;
+        case E::value:
+            if (!stack_.empty() && stack_.back().array)
+                ++stack_.back().next_index;
+            break;
+        }
+        return true;
+    }
+
+    [[nodiscard]] const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+private:
+    struct Frame {
+        bool array = false;
+        std::string path;
+        std::size_t next_index = 0;
+        std::string key;
+        std::set<std::string> keys;
+    };
+
+    // Path of the value that starts now inside the innermost container.
+    std::string child_path() {
+        if (stack_.empty())
+            return "";
+        auto& f = stack_.back();
+        return f.array ? at_index(f.path, f.next_index++) : join(f.path, f.key);
+    }
+
+    std::vector<Frame> stack_;
+    std::optional<std::string> duplicate_;
+};
+
+class Parser {
+public:
+    explicit Parser(const std::string& file) : file_(file) {}
+
+    Config parse(std::string_view text);
+
+private:
+    [[noreturn]] void fail(const std::string& field, const std::string& reason) const {
+        throw ConfigError(file_, field, reason);
+    }
+
+    Json parse_json(std::string_view text) const;
+
+    // Object with only the listed keys.
+    void expect_object(const Json& v, const std::string& path, std::initializer_list<std::string_view> known) const;
+
+    std::uint64_t get_uint(const Json& v, const std::string& path) const;
+    std::uint64_t get_uint_in(const Json& v, const std::string& path, std::uint64_t lo, std::uint64_t hi) const;
+    std::uint64_t get_quantity(const Json& v, const std::string& path) const;
+    std::uint64_t get_duration(const Json& v, const std::string& path) const;
+    std::string get_string(const Json& v, const std::string& path) const;
+    bool get_bool(const Json& v, const std::string& path) const;
+    net::Cidr get_cidr(const Json& v, const std::string& path) const;
+    const Json& get_array(const Json& v, const std::string& path) const;
+    std::string get_abs_path(const Json& v, const std::string& path) const;
+
+    void parse_interfaces(const Json& v, Config& out) const;
+    void parse_daemon(const Json& v, DaemonSettings& out) const;
+    void parse_maps(const Json& v, MapSizes& out) const;
+    void parse_events(const Json& v, EventBudget& out) const;
+    void parse_tiers(const Json& v, policy::Policy& out) const;
+    void parse_rules(const Json& v, policy::Policy& out) const;
+    std::vector<net::Cidr> parse_cidr_list(const Json& v, const std::string& path) const;
+    // Reads whichever of pps, burst, bytes_per_sec and burst_bytes `obj` has,
+    // and checks the result with the compiler's own rules.
+    policy::RateLimit parse_limit(const Json& obj, const std::string& path) const;
+    void check_limit(const policy::RateLimit& limit, const std::string& path) const;
+
+    const std::string& file_;
+};
+
+Json Parser::parse_json(std::string_view text) const {
+    DuplicateKeyFinder dups;
+    Json root;
+    try {
+        root = Json::parse(text.begin(), text.end(),
+                           [&dups](int depth, nlohmann::json::parse_event_t event, Json& parsed) {
+                               return dups(depth, event, parsed);
+                           },
+                           /*allow_exceptions=*/true, /*ignore_comments=*/true);
+    } catch (const nlohmann::json::parse_error& e) {
+        // e.byte is the 1-based offset of the offending character (size + 1
+        // at the end of input); count lines and columns ourselves so a
+        // newline inside a bad token does not report "column 0".
+        const std::size_t off = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+        const auto before = text.substr(0, off);
+        const std::size_t line = 1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
+        const auto nl = before.rfind('\n');
+        const std::size_t column = nl == std::string_view::npos ? off + 1 : off - nl;
+        std::string message = e.what();
+        // "[json.exception.parse_error.101] parse error at line 2, column 8: syntax error ..."
+        if (auto bracket = message.find("] "); bracket != std::string::npos)
+            if (auto colon = message.find(": ", bracket); colon != std::string::npos)
+                message.erase(0, colon + 2);
+        fail("line " + std::to_string(line) + ", column " + std::to_string(column), message);
+    } catch (const nlohmann::json::exception& e) {
+        // e.g. out_of_range.406 "number overflow parsing '1e400'": no position.
+        std::string message = e.what();
+        if (auto bracket = message.find("] "); bracket != std::string::npos)
+            message.erase(0, bracket + 2);
+        fail("", message);
+    }
+    if (dups.duplicate())
+        fail(*dups.duplicate(), "duplicate key (the later value would silently replace the earlier one)");
+    return root;
+}
+
+void Parser::expect_object(const Json& v, const std::string& path,
+                           std::initializer_list<std::string_view> known) const {
+    if (!v.is_object())
+        fail(path, path.empty() ? "expected a JSON object at the top level" : "expected an object");
+    for (const auto& [key, _] : v.items()) {
+        if (std::find(known.begin(), known.end(), key) != known.end())
+            continue;
+        std::string list;
+        for (auto k : known)
+            list += (list.empty() ? "" : ", ") + std::string(k);
+        fail(join(path, key), "unknown field (known here: " + list + ")");
+    }
+}
+
+std::uint64_t Parser::get_uint(const Json& v, const std::string& path) const {
+    if (v.is_number_unsigned())
+        return v.get<std::uint64_t>();
+    if (v.is_number_float()) {
+        // 1e6 is an integer written as a float; 1.5 and -1 are not counts.
+        const double d = v.get<double>();
+        if (std::isfinite(d) && d >= 0 && std::floor(d) == d) {
+            if (d >= 18446744073709551616.0)
+                fail(path, "number too large");
+            return static_cast<std::uint64_t>(d);
+        }
+    }
+    fail(path, "expected a non-negative integer");
+}
+
+std::uint64_t Parser::get_uint_in(const Json& v, const std::string& path, std::uint64_t lo,
+                                  std::uint64_t hi) const {
+    const auto n = get_uint(v, path);
+    if (n < lo || n > hi)
+        fail(path, "must be " + std::to_string(lo) + ".." + std::to_string(hi));
+    return n;
+}
+
+std::uint64_t Parser::get_quantity(const Json& v, const std::string& path) const {
+    if (v.is_string()) {
+        const auto& s = v.get_ref<const std::string&>();
+        if (auto q = parse_quantity(s))
+            return *q;
+        fail(path, in_quotes(s) + " is not a quantity (an integer with an optional k, M, G or T suffix, e.g. \"64k\")");
+    }
+    if (v.is_number())
+        return get_uint(v, path);
+    fail(path, "expected a non-negative integer or a quantity string such as \"64k\"");
+}
+
+std::uint64_t Parser::get_duration(const Json& v, const std::string& path) const {
+    if (!v.is_string())
+        fail(path, "expected a duration string such as \"10s\"");
+    const auto& s = v.get_ref<const std::string&>();
+    const auto ns = parse_duration_ns(s);
+    if (!ns)
+        fail(path, in_quotes(s) + " is not a duration (an integer with unit ms, s, m, h or d, e.g. \"10s\")");
+    if (*ns == 0)
+        fail(path, "must be longer than zero");
+    return *ns;
+}
+
+std::string Parser::get_string(const Json& v, const std::string& path) const {
+    if (!v.is_string())
+        fail(path, "expected a string");
+    return v.get<std::string>();
+}
+
+bool Parser::get_bool(const Json& v, const std::string& path) const {
+    if (!v.is_boolean())
+        fail(path, "expected true or false");
+    return v.get<bool>();
+}
+
+net::Cidr Parser::get_cidr(const Json& v, const std::string& path) const {
+    const auto s = get_string(v, path);
+    std::string error;
+    auto c = net::Cidr::parse(s, &error);
+    if (!c)
+        fail(path, error);
+    // The compiler checks this too, but can only name the prefix, not the entry.
+    if (!c->address.v4 && c->prefix > RL_MAX_V6_PREFIX)
+        fail(path, "IPv6 prefixes longer than /" + std::to_string(RL_MAX_V6_PREFIX) +
+                       " are not supported (an IPv6 source owns at least a /64)");
+    return *c;
+}
+
+const Json& Parser::get_array(const Json& v, const std::string& path) const {
+    if (!v.is_array())
+        fail(path, "expected an array");
+    return v;
+}
+
+std::string Parser::get_abs_path(const Json& v, const std::string& path) const {
+    auto s = get_string(v, path);
+    if (s.empty() || s.front() != '/')
+        fail(path, "must be an absolute path");
+    if (s.find('\0') != std::string::npos)
+        fail(path, "must not contain a NUL character");
+    return s;
+}
+
+void Parser::parse_interfaces(const Json& v, Config& out) const {
+    get_array(v, "interfaces");
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const auto& item = v[i];
+        const std::string path = at_index("interfaces", i);
+        InterfaceConfig ic;
+        std::string name_path = path;
+        if (item.is_string()) {
+            ic.name = item.get<std::string>();
+        } else if (item.is_object()) {
+            expect_object(item, path, {"name", "mode"});
+            name_path = path + ".name";
+            if (!item.contains("name"))
+                fail(name_path, "required");
+            ic.name = get_string(item["name"], name_path);
+            if (item.contains("mode")) {
+                const auto mode = get_string(item["mode"], path + ".mode");
+                if (mode == "native")
+                    ic.mode = AttachModeSetting::native;
+                else if (mode == "generic")
+                    ic.mode = AttachModeSetting::generic;
+                else if (mode == "auto")
+                    ic.mode = AttachModeSetting::automatic;
+                else
+                    fail(path + ".mode", in_quotes(mode) + " is not a mode (native, generic or auto)");
+            }
+        } else {
+            fail(path, "expected an interface name or an object {\"name\": ..., \"mode\": ...}");
+        }
+        // The kernel's dev_valid_name().
+        const auto& n = ic.name;
+        if (n.empty() || n.size() > kMaxIfNameLen)
+            fail(name_path, "interface names are 1.." + std::to_string(kMaxIfNameLen) + " characters");
+        if (n == "." || n == "..")
+            fail(name_path, in_quotes(n) + " is not a valid interface name");
+        for (char c : n)
+            if (c == '/' || c == ':' || c == '\0' || std::isspace(static_cast<unsigned char>(c)))
+                fail(name_path, in_quotes(n) + " is not a valid interface name (no '/', ':' or whitespace)");
+        if (!seen.insert(n).second)
+            fail(name_path, "duplicate interface " + in_quotes(n));
+        out.interfaces.push_back(std::move(ic));
+    }
+}
+
+void Parser::parse_daemon(const Json& v, DaemonSettings& out) const {
+    expect_object(v, "daemon", {"pin_dir", "socket", "state_dir", "log_level"});
+    if (v.contains("pin_dir"))
+        out.pin_dir = get_abs_path(v["pin_dir"], "daemon.pin_dir");
+    if (v.contains("socket")) {
+        out.socket_path = get_abs_path(v["socket"], "daemon.socket");
+        if (out.socket_path.size() > kMaxSocketPathLen)
+            fail("daemon.socket", "longer than " + std::to_string(kMaxSocketPathLen) +
+                                      " bytes, the limit of a unix socket address");
+    }
+    if (v.contains("state_dir"))
+        out.state_dir = get_abs_path(v["state_dir"], "daemon.state_dir");
+    if (v.contains("log_level")) {
+        out.log_level = get_string(v["log_level"], "daemon.log_level");
+        static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
+        if (std::find(std::begin(kLevels), std::end(kLevels), out.log_level) == std::end(kLevels))
+            fail("daemon.log_level", in_quotes(out.log_level) + " is not a level (trace, debug, info, warn or error)");
+    }
+}
+
+void Parser::parse_maps(const Json& v, MapSizes& out) const {
+    expect_object(v, "maps", {"buckets", "classes", "bans"});
+    if (v.contains("buckets"))
+        out.buckets = static_cast<std::uint32_t>(get_uint_in(v["buckets"], "maps.buckets", 1024, 1U << 26));
+    if (v.contains("classes"))
+        out.classes = static_cast<std::uint32_t>(get_uint_in(v["classes"], "maps.classes", 16, 1U << 24));
+    if (v.contains("bans"))
+        out.bans = static_cast<std::uint32_t>(get_uint_in(v["bans"], "maps.bans", 16, 1U << 24));
+}
+
+void Parser::parse_events(const Json& v, EventBudget& out) const {
+    expect_object(v, "events", {"per_sec", "burst"});
+    if (v.contains("per_sec"))
+        out.per_sec = static_cast<std::uint32_t>(get_uint_in(v["per_sec"], "events.per_sec", 1, 1'000'000));
+    if (v.contains("burst"))
+        out.burst = static_cast<std::uint32_t>(get_uint_in(v["burst"], "events.burst", 1, 1'000'000));
+}
+
+void Parser::check_limit(const policy::RateLimit& limit, const std::string& path) const {
+    try {
+        (void)policy::to_gcra_limit(limit, path);
+    } catch (const policy::PolicyError& e) {
+        std::string reason = e.what();
+        if (reason.starts_with(e.field() + ": "))
+            reason.erase(0, e.field().size() + 2);
+        fail(e.field(), reason);
+    }
+}
+
+policy::RateLimit Parser::parse_limit(const Json& obj, const std::string& path) const {
+    policy::RateLimit l;
+    if (obj.contains("pps"))
+        l.packets_per_sec = get_uint(obj["pps"], path + ".pps");
+    if (obj.contains("burst"))
+        l.burst_packets = get_uint(obj["burst"], path + ".burst");
+    if (obj.contains("bytes_per_sec"))
+        l.bytes_per_sec = get_quantity(obj["bytes_per_sec"], path + ".bytes_per_sec");
+    if (obj.contains("burst_bytes"))
+        l.burst_bytes = get_quantity(obj["burst_bytes"], path + ".burst_bytes");
+    check_limit(l, path);
+    return l;
+}
+
+void Parser::parse_tiers(const Json& v, policy::Policy& out) const {
+    if (!v.is_object())
+        fail("tiers", "expected an object of tiers, by name");
+    if (v.empty())
+        fail("tiers", "at least one tier is required");
+    std::map<std::string, std::string, std::less<>> member_of;  // prefix -> tier
+    for (const auto& [name, t] : v.items()) {
+        const std::string path = join("tiers", name);
+        expect_object(t, path,
+                      {"pps", "burst", "bytes_per_sec", "burst_bytes", "prefix_v4", "prefix_v6", "autoban", "members"});
+        policy::Tier tier;
+        tier.name = name;
+        tier.limit = parse_limit(t, path);
+        if (t.contains("prefix_v4"))
+            tier.prefix_v4 = static_cast<unsigned>(get_uint_in(t["prefix_v4"], path + ".prefix_v4", 1, 32));
+        if (t.contains("prefix_v6"))
+            tier.prefix_v6 =
+                static_cast<unsigned>(get_uint_in(t["prefix_v6"], path + ".prefix_v6", 1, RL_MAX_V6_PREFIX));
+        if (t.contains("autoban")) {
+            const auto& a = t["autoban"];
+            const std::string apath = path + ".autoban";
+            expect_object(a, apath, {"drops", "window", "ban"});
+            if (!a.contains("drops"))
+                fail(apath + ".drops", "required (rate drops within the window that ban a source)");
+            tier.autoban.drops = static_cast<std::uint32_t>(
+                get_uint_in(a["drops"], apath + ".drops", 1, std::numeric_limits<std::uint32_t>::max()));
+            if (a.contains("window"))
+                tier.autoban.window_ns = get_duration(a["window"], apath + ".window");
+            if (a.contains("ban"))
+                tier.autoban.ban_ns = get_duration(a["ban"], apath + ".ban");
+        }
+        if (t.contains("members")) {
+            const std::string mpath = path + ".members";
+            const auto& members = get_array(t["members"], mpath);
+            for (std::size_t i = 0; i < members.size(); ++i) {
+                const std::string ipath = at_index(mpath, i);
+                auto c = get_cidr(members[i], ipath);
+                auto [it, inserted] = member_of.emplace(c.to_string(), name);
+                if (!inserted)
+                    fail(ipath, c.to_string() + " is already a member of tier " + in_quotes(it->second));
+                out.members.push_back(policy::TierMember{.prefix = c, .tier = name});
+            }
+        }
+        out.tiers.push_back(std::move(tier));
+    }
+}
+
+void Parser::parse_rules(const Json& v, policy::Policy& out) const {
+    get_array(v, "rules");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        const auto& r = v[i];
+        const std::string path = at_index("rules", i);
+        expect_object(r, path,
+                      {"name", "proto", "ports", "syn_only", "pps", "burst", "bytes_per_sec", "burst_bytes", "tiers"});
+        policy::Rule rule;
+        if (!r.contains("name"))
+            fail(path + ".name", "required");
+        rule.name = get_string(r["name"], path + ".name");
+        if (rule.name.empty())
+            fail(path + ".name", "must not be empty");
+        if (!names.insert(rule.name).second)
+            fail(path + ".name", "duplicate rule name " + in_quotes(rule.name));
+
+        if (!r.contains("proto"))
+            fail(path + ".proto", "required (tcp, udp or other)");
+        const auto proto = get_string(r["proto"], path + ".proto");
+        if (proto == "tcp")
+            rule.protocol = policy::RuleProtocol::tcp;
+        else if (proto == "udp")
+            rule.protocol = policy::RuleProtocol::udp;
+        else if (proto == "other")
+            rule.protocol = policy::RuleProtocol::other;
+        else
+            fail(path + ".proto", in_quotes(proto) + " is not a protocol (tcp, udp or other)");
+
+        if (r.contains("ports")) {
+            const std::string ppath = path + ".ports";
+            if (rule.protocol == policy::RuleProtocol::other)
+                fail(ppath, "not allowed with proto \"other\" (it matches ICMP, other protocols and non-first fragments, which have no ports)");
+            const auto& p = r["ports"];
+            if (p.is_number()) {
+                const auto port = static_cast<std::uint16_t>(get_uint_in(p, ppath, 0, 65535));
+                rule.port_first = rule.port_last = port;
+            } else if (p.is_string()) {
+                const auto& s = p.get_ref<const std::string&>();
+                const auto bad = [&]() {
+                    fail(ppath, in_quotes(s) + " is not a port (0-65535) or a port range such as \"8000-8099\"");
+                };
+                const auto dash = s.find('-');
+                unsigned range[2] = {0, 0};
+                const std::string_view parts[2] = {
+                    std::string_view(s).substr(0, dash),
+                    dash == std::string::npos ? std::string_view(s) : std::string_view(s).substr(dash + 1)};
+                for (int k = 0; k < 2; ++k) {
+                    const auto part = parts[k];
+                    const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), range[k]);
+                    if (part.empty() || ec != std::errc{} || ptr != part.data() + part.size() || range[k] > 65535)
+                        bad();
+                }
+                if (range[0] > range[1])
+                    fail(ppath, in_quotes(s) + ": first port above last port");
+                rule.port_first = static_cast<std::uint16_t>(range[0]);
+                rule.port_last = static_cast<std::uint16_t>(range[1]);
+            } else {
+                fail(ppath, "expected a port number or a string such as \"53\" or \"8000-8099\"");
+            }
+        }
+        if (r.contains("syn_only")) {
+            rule.syn_only = get_bool(r["syn_only"], path + ".syn_only");
+            if (rule.syn_only && rule.protocol != policy::RuleProtocol::tcp)
+                fail(path + ".syn_only", "only applies to tcp rules");
+        }
+        rule.limit = parse_limit(r, path);
+        if (r.contains("tiers")) {
+            const auto& t = r["tiers"];
+            const std::string tpath = path + ".tiers";
+            if (!t.is_object())
+                fail(tpath, "expected an object of per-tier limits, by tier name");
+            for (const auto& [tier, lim] : t.items()) {
+                const std::string opath = join(tpath, tier);
+                expect_object(lim, opath, {"pps", "burst", "bytes_per_sec", "burst_bytes"});
+                rule.tier_limits[tier] = parse_limit(lim, opath);
+            }
+        }
+        out.rules.push_back(std::move(rule));
+    }
+}
+
+std::vector<net::Cidr> Parser::parse_cidr_list(const Json& v, const std::string& path) const {
+    get_array(v, path);
+    std::vector<net::Cidr> out;
+    for (std::size_t i = 0; i < v.size(); ++i)
+        out.push_back(get_cidr(v[i], at_index(path, i)));
+    return out;
+}
+
+Config Parser::parse(std::string_view text) {
+    const Json root = parse_json(text);
+    expect_object(root, "",
+                  {"interfaces", "daemon", "maps", "events", "dry_run", "drop_malformed", "default_tier", "tiers",
+                   "rules", "allow", "deny", "global"});
+    Config cfg;
+    auto& p = cfg.policy;
+    if (root.contains("interfaces"))
+        parse_interfaces(root["interfaces"], cfg);
+    if (root.contains("daemon"))
+        parse_daemon(root["daemon"], cfg.daemon);
+    if (root.contains("maps"))
+        parse_maps(root["maps"], cfg.maps);
+    if (root.contains("events"))
+        parse_events(root["events"], cfg.events);
+    if (root.contains("dry_run"))
+        p.dry_run = get_bool(root["dry_run"], "dry_run");
+    if (root.contains("drop_malformed"))
+        p.drop_malformed = get_bool(root["drop_malformed"], "drop_malformed");
+    if (!root.contains("tiers"))
+        fail("tiers", "required: at least one tier");
+    parse_tiers(root["tiers"], p);
+    if (root.contains("default_tier")) {
+        p.default_tier = get_string(root["default_tier"], "default_tier");
+        if (p.default_tier.empty())
+            fail("default_tier", "must not be empty");
+    } else {
+        p.default_tier = p.tiers.front().name;
+    }
+    if (root.contains("rules"))
+        parse_rules(root["rules"], p);
+    if (root.contains("allow"))
+        p.allow = parse_cidr_list(root["allow"], "allow");
+    if (root.contains("deny"))
+        p.deny = parse_cidr_list(root["deny"], "deny");
+    if (root.contains("global")) {
+        expect_object(root["global"], "global", {"pps", "burst", "bytes_per_sec", "burst_bytes"});
+        p.global = parse_limit(root["global"], "global");
+    }
+
+    policy::CompiledPolicy compiled;
+    try {
+        compiled = policy::compile(p);
+    } catch (const policy::PolicyError& e) {
+        std::string reason = e.what();
+        if (reason.starts_with(e.field() + ": "))
+            reason.erase(0, e.field().size() + 2);
+        fail(e.field(), reason);
+    }
+    // apply_policy writes the new slot while the old one is still live.
+    if (compiled.class_entries.size() > cfg.maps.classes / 2)
+        fail("maps.classes", "the policy has " + std::to_string(compiled.class_entries.size()) +
+                                 " allow/deny/member prefixes; maps.classes must hold twice that (two policy slots)");
+    return cfg;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, std::string field, std::string reason)
+    : std::runtime_error((file.empty() ? "" : file + ": ") + (field.empty() ? "" : field + ": ") + reason),
+      file_(std::move(file)),
+      field_(std::move(field)),
+      reason_(std::move(reason)) {}
+
+Config parse_config(std::string_view text, const std::string& file) {
+    return Parser(file).parse(text);
+}
+
+namespace {
+
+// Leading decimal digits of `text` into `value`; returns the rest, or nullopt
+// on no digits or overflow.
+std::optional<std::string_view> leading_number(std::string_view text, std::uint64_t& value) {
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || ptr == text.data())
+        return std::nullopt;
+    return text.substr(static_cast<std::size_t>(ptr - text.data()));
+}
+
+std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b) {
+    if (b != 0 && a > std::numeric_limits<std::uint64_t>::max() / b)
+        return std::nullopt;
+    return a * b;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_duration_ns(std::string_view text) {
+    // from_chars accepts no sign and no spaces, so "-1s" and " 1s" fail here.
+    std::uint64_t n = 0;
+    const auto unit = leading_number(text, n);
+    if (!unit)
+        return std::nullopt;
+    static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
+        {"ms", 1'000'000ULL},          {"s", 1'000'000'000ULL},         {"m", 60'000'000'000ULL},
+        {"h", 3'600'000'000'000ULL}, {"d", 86'400'000'000'000ULL}};
+    for (const auto& [name, mult] : kUnits)
+        if (*unit == name)
+            return checked_mul(n, mult);
+    return std::nullopt;
+}
+
+std::optional<std::uint64_t> parse_quantity(std::string_view text) {
+    std::uint64_t n = 0;
+    auto rest = leading_number(text, n);
+    if (!rest)
+        return std::nullopt;
+    std::uint64_t mult = 1;
+    if (!rest->empty()) {
+        switch (rest->front()) {
+        case 'k':
+        case 'K': mult = 1'000ULL; break;
+        case 'M': mult = 1'000'000ULL; break;
+        case 'G': mult = 1'000'000'000ULL; break;
+        case 'T': mult = 1'000'000'000'000ULL; break;
+        default: break;
+        }
+        if (mult != 1)
+            rest->remove_prefix(1);
+    }
+    if (*rest == "B" || *rest == "b")
+        rest->remove_prefix(1);
+    if (!rest->empty())
+        return std::nullopt;
+    return checked_mul(n, mult);
+}
+
+}  // namespace rlgate::config

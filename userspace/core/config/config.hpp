@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// The daemon's configuration file (JSON with comments) validated into a typed
+// model. Pure: takes the text, never opens files, so the same code checks
+// `rlctl policy validate FILE` and the daemon's own reloads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/policy/policy.hpp"
+
+namespace rlgate::config {
+
+enum class AttachModeSetting { native, generic, automatic };
+
+struct InterfaceConfig {
+    std::string name;
+    AttachModeSetting mode = AttachModeSetting::native;
+    auto operator<=>(const InterfaceConfig&) const = default;
+};
+
+struct DaemonSettings {
+    std::string pin_dir = "/sys/fs/bpf/rlgate";
+    std::string socket_path = "/run/rlgate/rlgated.sock";
+    std::string state_dir = "/var/lib/rlgate";
+    std::string log_level = "info";  // trace|debug|info|warn|error
+};
+
+// Map sizes fix the pinned maps' layout: changing them needs `rlgated --cleanup`.
+struct MapSizes {
+    std::uint32_t buckets = 1U << 20;
+    std::uint32_t classes = 65536;
+    std::uint32_t bans = 65536;
+};
+
+struct EventBudget {
+    std::uint32_t per_sec = 100;
+    std::uint32_t burst = 100;
+};
+
+struct Config {
+    std::vector<InterfaceConfig> interfaces;
+    DaemonSettings daemon;
+    MapSizes maps;
+    EventBudget events;
+    policy::Policy policy;
+};
+
+// Rejection of a config file: which file, which field (a dotted path such as
+// "tiers.free.pps" or "rules[2].ports"), and why. Syntax errors carry the
+// line and column in `field` ("line 12, column 5").
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string file, std::string field, std::string reason);
+    [[nodiscard]] const std::string& file() const { return file_; }
+    [[nodiscard]] const std::string& field() const { return field_; }
+    [[nodiscard]] const std::string& reason() const { return reason_; }
+
+private:
+    std::string file_, field_, reason_;
+};
+
+// Parses and validates; `file` only names the source in errors. The policy
+// part is also compiled once, so a config that parses is one the dataplane
+// accepts.
+Config parse_config(std::string_view text, const std::string& file);
+
+// "250ms", "10s", "5m", "2h", "1d" -> nanoseconds; nullopt on bad input.
+std::optional<std::uint64_t> parse_duration_ns(std::string_view text);
+
+// "1500", "64k", "10M", "1G" (powers of 1000 — rates are decimal), with an
+// optional "B"/"b" unit suffix ignored; nullopt on bad input or overflow.
+std::optional<std::uint64_t> parse_quantity(std::string_view text);
+
+}  // namespace rlgate::config

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "daemon/daemon.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <spdlog/spdlog.h>
+
+#include "daemon/atomic_file.hpp"
+
+namespace rlgate::daemon {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr long kBpfFsMagic = 0xcafe4a11;
+constexpr auto kReloadDebounce = std::chrono::milliseconds(300);
+
+// `ip netns exec` gives the process a fresh /sys without bpffs: mount one so
+// the daemon works there too, but warn: pins in that mount vanish with it.
+void ensure_bpffs(const std::string& pin_dir) {
+    const std::string root = "/sys/fs/bpf";
+    if (!pin_dir.starts_with(root))
+        return;
+    struct statfs st {};
+    if (statfs(root.c_str(), &st) == 0 && st.f_type == kBpfFsMagic)
+        return;
+    if (::mount("bpf", root.c_str(), "bpf", 0, "mode=0700") != 0)
+        throw StartupError("cannot mount bpffs on " + root + ": " + std::strerror(errno));
+    spdlog::warn("mounted bpffs on {} (was it hidden by `ip netns exec`?): pins made here only live as long "
+                 "as this mount namespace; use `nsenter --net=...` to keep enforcement across restarts",
+                 root);
+}
+
+UniqueFd lock_instance(const std::string& socket_path) {
+    const auto dir = fs::path(socket_path).parent_path();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    ::chmod(dir.c_str(), 0750);
+    const std::string lock_path = socket_path + ".lock";
+    UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid())
+        throw StartupError("cannot open " + lock_path + ": " + std::strerror(errno));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+        throw StartupError("another rlgated is running (it holds " + lock_path + ")");
+    return fd;
+}
+
+}  // namespace
+
+AttachMode to_dataplane_mode(config::AttachModeSetting m) {
+    switch (m) {
+    case config::AttachModeSetting::native: return AttachMode::native;
+    case config::AttachModeSetting::generic: return AttachMode::generic;
+    case config::AttachModeSetting::automatic: return AttachMode::automatic;
+    }
+    return AttachMode::native;
+}
+
+Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
+    : io_(io),
+      options_(std::move(options)),
+      config_(std::move(cfg)),
+      started_(std::chrono::steady_clock::now()),
+      started_wall_(std::chrono::system_clock::now()),
+      signals_(io, SIGHUP, SIGTERM, SIGINT),
+      stats_timer_(io),
+      reload_debounce_(io) {
+    lock_fd_ = lock_instance(config_.daemon.socket_path);
+    ensure_bpffs(config_.daemon.pin_dir);
+    std::error_code ec;
+    fs::create_directories(config_.daemon.state_dir, ec);
+    if (ec)
+        throw StartupError("cannot create state directory " + config_.daemon.state_dir + ": " + ec.message());
+    load_overlay();
+
+    DataplaneOptions dopts;
+    dopts.bucket_entries = config_.maps.buckets;
+    dopts.class_entries = config_.maps.classes;
+    dopts.ban_entries = config_.maps.bans;
+    dopts.events_per_sec = config_.events.per_sec;
+    dopts.events_burst = config_.events.burst;
+    dopts.pin_dir = config_.daemon.pin_dir;
+    try {
+        dataplane_ = std::make_unique<Dataplane>(dopts);
+    } catch (const std::exception& e) {
+        throw StartupError(e.what());
+    }
+
+    base_policy_ = config_.policy;
+    policy_source_ = options_.config_path;
+    ReloadOutcome first{.ok = true, .trigger = "startup", .at = std::chrono::system_clock::now()};
+    try {
+        first.generation = apply_effective_policy(config_, first.warnings);
+    } catch (const std::exception& e) {
+        throw StartupError(std::string("cannot apply the policy: ") + e.what());
+    }
+    const auto attach_errors = reconcile_interfaces();
+    if (!attach_errors.empty()) {
+        std::string all;
+        for (const auto& e : attach_errors)
+            all += (all.empty() ? "" : "; ") + e;
+        throw StartupError(all);
+    }
+    last_reload_ = first;
+    control_ = std::make_unique<ControlServer>(
+        io_, config_.daemon.socket_path,
+        [this](const control::Request& req, ControlServer::Reply reply, std::function<void()> subscribe) {
+            handle(req, std::move(reply), std::move(subscribe));
+        });
+    spdlog::info("policy generation {} in force ({} maps {})", first.generation, dataplane_->adopted() ? "adopted" : "new",
+                 config_.daemon.pin_dir);
+}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run() {
+    watch_signals();
+    watch_config_file();
+    watch_events();
+    sample_counters();
+    notify_systemd("READY=1\nSTATUS=enforcing policy generation " + std::to_string(last_reload_.generation));
+    io_.run();
+    notify_systemd("STOPPING=1");
+    return exit_code_;
+}
+
+std::size_t Daemon::cleanup(const config::Config& cfg) {
+    return remove_pinned_state(cfg.daemon.pin_dir);
+}
+
+void Daemon::notify_systemd(const std::string& state) const { sd_notify(0, state.c_str()); }
+
+std::uint32_t Daemon::apply_effective_policy(const config::Config& cfg, std::vector<std::string>& warnings) {
+    (void)cfg;
+    auto eff = config::effective_policy(base_policy_, overlay_, &warnings);
+    auto compiled = policy::compile(eff);
+    const auto gen = dataplane_->apply_policy(compiled);
+    effective_ = std::move(eff);
+    tier_names_ = compiled.tier_names;
+    rule_names_ = compiled.rule_names;
+    for (const auto& w : warnings)
+        spdlog::warn("{}", w);
+    return gen;
+}
+
+Daemon::ReloadOutcome Daemon::reload_from_file(const std::string& trigger) {
+    notify_systemd("RELOADING=1");
+    ReloadOutcome out{.ok = false, .trigger = trigger, .at = std::chrono::system_clock::now()};
+    try {
+        auto next = config::parse_config(read_file(options_.config_path), options_.config_path);
+        out = apply_config(std::move(next), trigger, options_.config_path);
+    } catch (const config::ConfigError& e) {
+        out.error = {{"file", e.file()}, {"field", e.field()}, {"reason", e.reason()}};
+        spdlog::error("reload ({}) rejected, policy generation {} stays in force: {}", trigger,
+                      dataplane_->policy_generation(), e.what());
+    } catch (const std::exception& e) {
+        out.error = {{"file", options_.config_path}, {"message", e.what()}};
+        spdlog::error("reload ({}) failed, policy generation {} stays in force: {}", trigger,
+                      dataplane_->policy_generation(), e.what());
+    }
+    last_reload_ = out;
+    notify_systemd("READY=1\nSTATUS=enforcing policy generation " + std::to_string(dataplane_->policy_generation()));
+    return out;
+}
+
+Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::string& trigger,
+                                           const std::string& source) {
+    ReloadOutcome out{.ok = false, .trigger = trigger, .at = std::chrono::system_clock::now()};
+    auto keep = [&](bool changed, const char* what) {
+        if (changed)
+            out.warnings.push_back(std::string(what) + " changed: takes effect after a restart");
+    };
+    keep(next.daemon.pin_dir != config_.daemon.pin_dir, "daemon.pin_dir");
+    keep(next.daemon.socket_path != config_.daemon.socket_path, "daemon.socket");
+    keep(next.daemon.state_dir != config_.daemon.state_dir, "daemon.state_dir");
+    keep(next.maps.buckets != config_.maps.buckets || next.maps.classes != config_.maps.classes ||
+             next.maps.bans != config_.maps.bans,
+         "maps (sizes need `rlgated --cleanup`, which drops buckets and bans, and a restart)");
+    keep(next.events.per_sec != config_.events.per_sec || next.events.burst != config_.events.burst, "events");
+    next.daemon.pin_dir = config_.daemon.pin_dir;
+    next.daemon.socket_path = config_.daemon.socket_path;
+    next.daemon.state_dir = config_.daemon.state_dir;
+    next.maps = config_.maps;
+    next.events = config_.events;
+    if (!options_.log_level)
+        spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
+
+    const auto old_base = base_policy_;
+    base_policy_ = next.policy;
+    try {
+        out.generation = apply_effective_policy(next, out.warnings);
+    } catch (...) {
+        base_policy_ = old_base;
+        throw;
+    }
+    config_ = std::move(next);
+    policy_source_ = source;
+    for (auto& e : reconcile_interfaces())
+        out.warnings.push_back(std::move(e));
+    out.ok = true;
+    for (const auto& w : out.warnings)
+        spdlog::warn("reload ({}): {}", trigger, w);
+    spdlog::info("reload ({}): policy generation {} in force", trigger, out.generation);
+    return out;
+}
+
+std::vector<std::string> Daemon::reconcile_interfaces() {
+    std::vector<std::string> errors;
+    const auto desired = config::effective_interfaces(config_.interfaces, overlay_);
+    const auto current = dataplane_->attachments();
+    for (const auto& [name, mode] : current) {
+        const bool wanted = std::any_of(desired.begin(), desired.end(),
+                                        [&](const config::InterfaceConfig& d) { return d.name == name; });
+        if (!wanted) {
+            spdlog::info("{} is no longer in the config: detaching", name);
+            dataplane_->detach(name);
+        }
+    }
+    for (const auto& d : desired) {
+        auto it = current.find(d.name);
+        if (it != current.end()) {
+            const bool mismatch = (d.mode == config::AttachModeSetting::native && it->second == AttachMode::generic) ||
+                                  (d.mode == config::AttachModeSetting::generic && it->second == AttachMode::native);
+            if (!mismatch)
+                continue;
+            spdlog::warn("{}: re-attaching in {} mode (was {})", d.name, config::to_string(d.mode),
+                         to_string(it->second));
+            dataplane_->detach(d.name);
+        }
+        try {
+            dataplane_->attach(d.name, to_dataplane_mode(d.mode));
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            errors.emplace_back(e.what());
+        }
+    }
+    return errors;
+}
+
+void Daemon::load_overlay() {
+    const std::string path = config_.daemon.state_dir + "/runtime.json";
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+        return;
+    try {
+        overlay_ = config::overlay_from_json(json::parse(read_file(path)), path);
+    } catch (const std::exception& e) {
+        const std::string aside = path + ".corrupt-" + std::to_string(::time(nullptr));
+        fs::rename(path, aside, ec);
+        spdlog::error("runtime changes in {} are unreadable ({}); set aside as {}, starting without them", path,
+                      e.what(), aside);
+        overlay_ = {};
+    }
+}
+
+void Daemon::save_overlay() {
+    write_file_atomically(config_.daemon.state_dir + "/runtime.json", to_json(overlay_).dump(2) + "\n");
+}
+
+void Daemon::change_overlay(const std::function<void(config::RuntimeOverlay&)>& edit) {
+    const auto old = overlay_;
+    edit(overlay_);
+    if (overlay_ == old)
+        return;
+    std::vector<std::string> warnings;
+    try {
+        apply_effective_policy(config_, warnings);
+        save_overlay();
+    } catch (...) {
+        overlay_ = old;
+        std::vector<std::string> ignored;
+        apply_effective_policy(config_, ignored);  // the previous policy again, in a new generation
+        throw;
+    }
+}
+
+void Daemon::watch_signals() {
+    signals_.async_wait([this](boost::system::error_code ec, int sig) {
+        if (ec)
+            return;
+        if (sig == SIGHUP) {
+            reload_from_file("SIGHUP");
+            watch_signals();
+            return;
+        }
+        spdlog::info("{} received: stopping; XDP stays attached through its pinned links (`rlctl detach` or "
+                     "`rlgated --cleanup` removes it)",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        io_.stop();
+    });
+}
+
+void Daemon::watch_config_file() {
+    const fs::path file = fs::absolute(options_.config_path);
+    const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) {
+        spdlog::warn("inotify unavailable ({}): reload with SIGHUP or `rlctl reload`", std::strerror(errno));
+        return;
+    }
+    // Watch the directory: editors and config managers replace files by rename.
+    if (inotify_add_watch(fd, file.parent_path().c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        spdlog::warn("cannot watch {} ({}): reload with SIGHUP or `rlctl reload`", file.parent_path().string(),
+                     std::strerror(errno));
+        ::close(fd);
+        return;
+    }
+    inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+    auto name = file.filename().string();
+    auto read = std::make_shared<std::function<void()>>();
+    *read = [this, name, read] {
+        inotify_->async_read_some(asio::buffer(inotify_buf_), [this, name, read](boost::system::error_code ec,
+                                                                                std::size_t n) {
+            if (ec)
+                return;
+            bool ours = false;
+            for (std::size_t off = 0; off + sizeof(inotify_event) <= n;) {
+                inotify_event ev{};
+                std::memcpy(&ev, inotify_buf_.data() + off, sizeof ev);
+                if (ev.len > 0 && name == std::string(inotify_buf_.data() + off + sizeof ev))
+                    ours = true;
+                off += sizeof ev + ev.len;
+            }
+            if (ours) {
+                reload_debounce_.expires_after(kReloadDebounce);
+                reload_debounce_.async_wait([this](boost::system::error_code e) {
+                    if (!e)
+                        reload_from_file("file change");
+                });
+            }
+            (*read)();
+        });
+    };
+    (*read)();
+}
+
+void Daemon::watch_events() {
+    if (!events_) {
+        const int fd = ::dup(dataplane_->events_fd());  // asio closes its copy
+        if (fd < 0) {
+            spdlog::warn("cannot watch the event ring buffer: {}", std::strerror(errno));
+            return;
+        }
+        events_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+    }
+    events_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+        if (ec)
+            return;
+        try {
+            dataplane_->consume_events([this](const rl_event& ev) {
+                auto j = event_json(ev);
+                if (ev.type == RL_EVENT_AUTOBAN)
+                    spdlog::warn("auto-ban: {} banned for {} s after {} drops (tier {}, rule {}, {})",
+                                 j.value("source", ""), j.value("ban_s", 0.0), ev.drops, j.value("tier", ""),
+                                 j.value("rule", ""), j.value("interface", ""));
+                control_->broadcast(j);
+            });
+        } catch (const std::exception& e) {
+            spdlog::error("reading events: {}", e.what());
+        }
+        watch_events();
+    });
+}
+
+void Daemon::sample_counters() {
+    try {
+        previous_ = std::move(latest_);
+        latest_ = CounterSample{std::chrono::steady_clock::now(), dataplane_->read_counters()};
+    } catch (const std::exception& e) {
+        spdlog::error("reading counters: {}", e.what());
+    }
+    stats_timer_.expires_after(std::chrono::seconds(1));
+    stats_timer_.async_wait([this](boost::system::error_code ec) {
+        if (!ec)
+            sample_counters();
+    });
+}
+
+}  // namespace rlgate::daemon

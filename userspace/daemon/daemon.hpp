@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// rlgated: owns the dataplane, turns the config file plus the operator's
+// runtime changes into policy, reloads it without a restart, and serves the
+// control socket. Single-threaded: everything runs on one io_context.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config/config.hpp"
+#include "core/config/overlay.hpp"
+#include "core/control/protocol.hpp"
+#include "daemon/control_server.hpp"
+#include "dataplane/dataplane.hpp"
+
+namespace rlgate::daemon {
+
+struct DaemonOptions {
+    std::string config_path = "/etc/rlgate/rlgate.json";
+    std::optional<std::string> log_level;  // overrides the config's
+};
+
+// Thrown when the daemon cannot start; the message is for the operator.
+class StartupError : public std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+AttachMode to_dataplane_mode(config::AttachModeSetting m);
+
+class Daemon {
+public:
+    // Loads the config, loads or adopts the dataplane, applies the policy,
+    // attaches interfaces and opens the control socket; throws StartupError.
+    Daemon(boost::asio::io_context& io, DaemonOptions options, config::Config config);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Runs until SIGTERM/SIGINT or a full detach; returns the exit code.
+    int run();
+
+    // What `rlgated --cleanup` does without a running daemon.
+    static std::size_t cleanup(const config::Config& config);
+
+private:
+    struct ReloadOutcome {
+        bool ok = false;
+        std::string trigger;
+        std::chrono::system_clock::time_point at;
+        std::uint32_t generation = 0;
+        nlohmann::json error;  // {file, field, reason} or {message}
+        std::vector<std::string> warnings;
+    };
+    struct CounterSample {
+        std::chrono::steady_clock::time_point at;
+        Counters counters;
+    };
+
+    // Policy and interfaces
+    ReloadOutcome reload_from_file(const std::string& trigger);
+    ReloadOutcome apply_config(config::Config next, const std::string& trigger, const std::string& source);
+    std::uint32_t apply_effective_policy(const config::Config& cfg, std::vector<std::string>& warnings);
+    std::vector<std::string> reconcile_interfaces();
+    void load_overlay();
+    void save_overlay();
+    void change_overlay(const std::function<void(config::RuntimeOverlay&)>& edit);
+
+    // Event sources
+    void watch_signals();
+    void watch_config_file();
+    void watch_events();
+    void sample_counters();
+    void notify_systemd(const std::string& state) const;
+
+    // Control requests (commands.cpp)
+    void handle(const control::Request& req, ControlServer::Reply reply, std::function<void()> subscribe);
+    nlohmann::json cmd_status() const;
+    nlohmann::json cmd_stats() const;
+    void cmd_top(const control::Request& req, ControlServer::Reply reply);
+    nlohmann::json cmd_policy_show() const;
+    nlohmann::json cmd_policy_apply(const nlohmann::json& args);
+    nlohmann::json cmd_reload();
+    nlohmann::json cmd_list_edit(const std::string& cmd, const nlohmann::json& args);
+    nlohmann::json cmd_tier_list() const;
+    nlohmann::json cmd_tier_set(const nlohmann::json& args);
+    nlohmann::json cmd_attach(const nlohmann::json& args);
+    nlohmann::json cmd_detach(const nlohmann::json& args);
+    nlohmann::json cmd_ban(const std::string& cmd, const nlohmann::json& args);
+    nlohmann::json event_json(const rl_event& ev) const;
+    nlohmann::json outcome_json(const ReloadOutcome& o) const;
+
+    boost::asio::io_context& io_;
+    DaemonOptions options_;
+    UniqueFd lock_fd_;  // flock: one daemon per socket, taken before touching any map
+    config::Config config_;          // last accepted config file
+    policy::Policy base_policy_;     // config_.policy, or what `rlctl policy apply` set
+    std::string policy_source_;      // the file the base policy came from
+    policy::Policy effective_;       // base + overlay: what the maps hold
+    std::vector<std::string> tier_names_, rule_names_;
+    config::RuntimeOverlay overlay_;
+    std::unique_ptr<Dataplane> dataplane_;
+    std::unique_ptr<ControlServer> control_;
+    ReloadOutcome last_reload_;
+    std::optional<CounterSample> previous_, latest_;
+    std::chrono::steady_clock::time_point started_;
+    std::chrono::system_clock::time_point started_wall_;
+
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer stats_timer_;
+    boost::asio::steady_timer reload_debounce_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> events_;
+    std::array<char, 4096> inotify_buf_{};
+    int exit_code_ = 0;
+};
+
+}  // namespace rlgate::daemon
