@@ -41,6 +41,9 @@ public:
         run("ip netns add " + b_);
         run("ip link add va netns " + a_ + " numtxqueues 2 numrxqueues 2 type veth peer name vb netns " + b_ +
             " numtxqueues 2 numrxqueues 2");
+        // No IPv6 autoconfiguration chatter: tests count every packet the program sees.
+        for (const auto* ns : {&a_, &b_})
+            run("ip netns exec " + *ns + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
         run("ip -n " + a_ + " addr add 10.201.0.1/24 dev va");
         run("ip -n " + b_ + " addr add 10.201.0.2/24 dev vb");
         run("ip -n " + a_ + " link set va up");

@@ -163,19 +163,25 @@ json Daemon::cmd_status() const {
 }
 
 json Daemon::cmd_stats() const {
-    const Counters now = latest_ ? latest_->counters : dataplane_->read_counters();
+    // Totals are read now; rates come from the last two one-second samples.
+    const Counters now = dataplane_->read_counters();
     double dt = 0;
     const Counters* before = nullptr;
+    const Counters* after = nullptr;
     if (latest_ && previous_) {
         dt = std::chrono::duration<double>(latest_->at - previous_->at).count();
         before = &previous_->counters;
+        after = &latest_->counters;
     }
-    auto rate = [&](const CounterKey& k, std::uint64_t packets) -> double {
-        if (!before || dt <= 0)
+    auto rate = [&](const CounterKey& k, std::uint64_t) -> double {
+        if (!before || !after || dt <= 0)
             return 0.0;
-        auto it = before->entries.find(k);
-        const std::uint64_t old = it == before->entries.end() ? 0 : it->second.packets;
-        return packets >= old ? static_cast<double>(packets - old) / dt : 0.0;
+        auto packets_in = [&](const Counters& c) {
+            auto it = c.entries.find(k);
+            return it == c.entries.end() ? std::uint64_t{0} : it->second.packets;
+        };
+        const auto a = packets_in(*after), b = packets_in(*before);
+        return a >= b ? static_cast<double>(a - b) / dt : 0.0;
     };
     struct Sum {
         std::uint64_t packets = 0, bytes = 0;

@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
     if (!log_level.empty())
         options.log_level = log_level;
     // The daemon watches and re-reads this path long after its start directory is gone.
-    std::error_code ec;
-    if (auto abs = std::filesystem::absolute(options.config_path, ec); !ec)
+    std::error_code path_error;
+    if (auto abs = std::filesystem::absolute(options.config_path, path_error); !path_error)
         options.config_path = abs.lexically_normal().string();
 
     use_logger(spdlog::stderr_logger_mt("rlgated"), log_level.empty() ? "info" : log_level);
