@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "e2e_bench.hpp"
+#include "policy_bench.hpp"
 #include "xdp_bench.hpp"
 
 int main(int argc, char** argv) {
@@ -37,6 +38,12 @@ int main(int argc, char** argv) {
     e2e_cmd->add_option("--limit-burst", e2e.limit_burst, "per-source burst of rlgate and nft, packets")->check(CLI::Range(1ULL, 1'000'000ULL));
     e2e_cmd->add_flag("--json", e2e.json, "print JSON");
 
+    rlgate::bench::PolicyBenchOptions pol;
+    auto* policy_cmd = app.add_subcommand("policy", "time to parse, compile and apply a config with many prefixes (root)");
+    policy_cmd->add_option("--prefixes", pol.prefixes, "allow/deny/tier prefixes")->check(CLI::Range(1UL, 30'000UL));
+    policy_cmd->add_option("--rounds", pol.rounds, "rounds; the median is reported")->check(CLI::Range(1, 50));
+    policy_cmd->add_flag("--json", pol.json, "print JSON");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     try {
@@ -44,6 +51,8 @@ int main(int argc, char** argv) {
             return rlgate::bench::run_xdp_bench(xdp);
         if (e2e_cmd->parsed())
             return rlgate::bench::run_e2e_bench(e2e);
+        if (policy_cmd->parsed())
+            return rlgate::bench::run_policy_bench(pol);
     } catch (const std::exception& e) {
         std::cerr << "rlgate-bench: " << e.what() << "\n";
         return 1;

@@ -13,7 +13,7 @@ struct XdpBenchOptions {
     bool json = false;
     bool no_global = false;
     std::size_t policy_prefixes = 10'000;
-    bool references = false;  // also time bare LRU lookups by key size  // measure without the per-interface global limit
+    bool references = false;  // also time bare LRU lookups by key size
 };
 
 int run_xdp_bench(const XdpBenchOptions& options);
