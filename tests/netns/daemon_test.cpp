@@ -115,6 +115,13 @@ TEST_F(DaemonTest, ReloadChangesATierRateWithoutRestartAndLosesNoLegitimatePacke
     const auto st = wait_for_reload(gen1, true);
     EXPECT_EQ(st["pid"], pid) << "no restart";
     EXPECT_EQ(daemon_->call("reload")["ok"], true);  // and once more by command
+    const auto gen_before_hup = daemon_->call("status")["policy_generation"].get<std::uint32_t>();
+    ::kill(daemon_->pid(), SIGHUP);  // and by signal
+    for (int i = 0; i < 100 && daemon_->call("status")["last_reload"]["trigger"] != "SIGHUP"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto after_hup = daemon_->call("status");
+    EXPECT_EQ(after_hup["last_reload"]["trigger"], "SIGHUP");
+    EXPECT_EQ(after_hup["policy_generation"].get<std::uint32_t>(), gen_before_hup + 1);
 
     const auto b = flood("10.207.0.1", 1, 5000, 1.0);
     client.join();

@@ -131,6 +131,38 @@ TEST_F(RlctlTest, PolicyListsTiersAndBansInBothForms) {
     EXPECT_TRUE(rlctl_json("deny list")["entries"].empty());
 }
 
+TEST_F(RlctlTest, PolicyApplyLastsUntilTheNextReload) {
+    int code = 0;
+    auto cfg = base_config({{"default", tier(5, 5)}, {"premium", tier(1000, 100)}});
+    cfg["rules"] = {{{"name", "dns"}, {"proto", "udp"}, {"ports", 53}, {"pps", 1}, {"burst", 1}}};
+    const auto file = (daemon_->dir() / "trial.json").string();
+    std::ofstream(file) << cfg.dump();
+    const auto out = rlctl("policy apply " + file, &code);
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("generation 2"), std::string::npos) << out;
+    auto pol = rlctl_json("policy show");
+    EXPECT_EQ(pol["tiers"][0]["limit"]["pps"], 5);
+    EXPECT_EQ(pol["rules"][0]["name"], "dns");
+    EXPECT_NE(pol["source"].get<std::string>().find(file), std::string::npos);
+    EXPECT_NE(rlctl("policy show").find("dns   udp"), std::string::npos) << rlctl("policy show");
+
+    std::ofstream(file) << R"({"tiers": {"default": {"pps": 5}}})";  // burst missing
+    const auto rejected = rlctl("policy apply " + file, &code);
+    EXPECT_EQ(code, 1);
+    EXPECT_NE(rejected.find("tiers.default.burst"), std::string::npos) << rejected;
+    EXPECT_EQ(rlctl_json("status")["policy_generation"], 2) << "a rejected apply changes nothing";
+
+    rlctl("reload", &code);
+    EXPECT_EQ(code, 0);
+    pol = rlctl_json("policy show");
+    EXPECT_EQ(pol["tiers"][0]["limit"]["pps"], 100) << "back to the daemon's config file";
+    EXPECT_TRUE(pol["rules"].empty());
+
+    const auto v = rlctl_json("version");
+    EXPECT_EQ(v["rlctl"], v["rlgated"]["version"]);
+    EXPECT_EQ(v["rlgated"]["protocol"], 1);
+}
+
 TEST_F(RlctlTest, AttachDetachAndModes) {
     int code = 0;
     rlctl("attach vb", &code);
