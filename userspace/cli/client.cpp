@@ -52,7 +52,7 @@ std::string ControlClient::read_line(std::chrono::milliseconds timeout) {
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0)
-            throw CliError("rlgated did not answer within " + std::to_string(timeout.count()) + " ms");
+            throw TimeoutError("rlgated did not answer within " + std::to_string(timeout.count()) + " ms");
         char buf[65536];
         const ssize_t n = ::read(fd_, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
@@ -91,10 +91,8 @@ void ControlClient::stream(const std::function<bool(const json&)>& on_event, std
         std::string line;
         try {
             line = read_line(timeout);
-        } catch (const CliError&) {
-            if (timeout.count() > 0)
-                return;  // quiet period over
-            throw;
+        } catch (const TimeoutError&) {
+            return;  // quiet period over
         }
         const json ev = json::parse(line, nullptr, false);
         if (ev.is_discarded())

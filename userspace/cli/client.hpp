@@ -26,6 +26,11 @@ private:
     nlohmann::json details_;
 };
 
+// No line within the timeout.
+class TimeoutError : public CliError {
+    using CliError::CliError;
+};
+
 class ControlClient {
 public:
     ControlClient(std::string socket_path, std::chrono::milliseconds timeout);

@@ -170,9 +170,7 @@ void claim_socket_path(asio::io_context& io, const std::string& path) {
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
     : io_(io), path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
-    const auto dir = std::filesystem::path(path_).parent_path();
-    std::filesystem::create_directories(dir);
-    ::chmod(dir.c_str(), 0750);
+    // The directory is created by the daemon's instance lock; the socket's own mode guards it.
     claim_socket_path(io_, path_);
     const mode_t old_umask = ::umask(0177);  // the socket is born 0600: no window with wider rights
     boost::system::error_code ec;

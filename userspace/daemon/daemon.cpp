@@ -45,10 +45,13 @@ void ensure_bpffs(const std::string& pin_dir) {
 }
 
 UniqueFd lock_instance(const std::string& socket_path) {
+    // A directory we create is root's alone; an existing one (say /run) keeps its mode.
     const auto dir = fs::path(socket_path).parent_path();
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    ::chmod(dir.c_str(), 0750);
+    if (fs::create_directories(dir, ec))
+        ::chmod(dir.c_str(), 0750);
+    if (ec)
+        throw StartupError("cannot create " + dir.string() + ": " + ec.message());
     const std::string lock_path = socket_path + ".lock";
     UniqueFd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd.valid())

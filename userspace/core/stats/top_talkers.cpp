@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
+#include <unordered_map>
 
 namespace rlgate::stats {
 
@@ -22,20 +22,29 @@ net::Cidr source_of(const rl_bucket_key& key) {
 
 std::vector<Talker> top_talkers(std::span<const BucketSample> before, std::span<const BucketSample> after,
                                 double seconds, std::size_t n) {
-    auto as_bytes = [](const rl_bucket_key& k) {
-        std::array<std::uint8_t, sizeof(rl_bucket_key)> b{};
-        std::memcpy(b.data(), &k, sizeof k);
-        return b;
+    // Up to a million entries: hash the 16-byte key as two words.
+    struct KeyHash {
+        std::size_t operator()(const rl_bucket_key& k) const {
+            std::uint64_t w[2];
+            std::memcpy(w, &k, sizeof w);
+            return std::hash<std::uint64_t>{}(w[0] * 0x9e3779b97f4a7c15ULL ^ w[1]);
+        }
     };
-    std::map<std::array<std::uint8_t, sizeof(rl_bucket_key)>, const BucketSample*> old;
+    struct KeyEq {
+        bool operator()(const rl_bucket_key& a, const rl_bucket_key& b) const {
+            return std::memcmp(&a, &b, sizeof a) == 0;
+        }
+    };
+    std::unordered_map<rl_bucket_key, const BucketSample*, KeyHash, KeyEq> old;
+    old.reserve(before.size());
     for (const auto& s : before)
-        old.emplace(as_bytes(s.key), &s);
+        old.emplace(s.key, &s);
     if (seconds <= 0)
         seconds = 1;
     std::vector<Talker> out;
     for (const auto& s : after) {
         std::uint32_t passed = s.passed, dropped = s.dropped;
-        if (auto it = old.find(as_bytes(s.key)); it != old.end()) {
+        if (auto it = old.find(s.key); it != old.end()) {
             passed -= it->second->passed;  // unsigned: wraps correctly
             dropped -= it->second->dropped;
         }
@@ -50,12 +59,13 @@ std::vector<Talker> top_talkers(std::span<const BucketSample> before, std::span<
         t.dropped_pps = dropped / seconds;
         out.push_back(t);
     }
-    std::sort(out.begin(), out.end(), [](const Talker& a, const Talker& b) {
+    const auto heavier = [](const Talker& a, const Talker& b) {
         const double ta = a.passed_pps + a.dropped_pps, tb = b.passed_pps + b.dropped_pps;
         return ta != tb ? ta > tb : a.source < b.source;
-    });
-    if (out.size() > n)
-        out.resize(n);
+    };
+    const auto keep = std::min(n, out.size());
+    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(), heavier);
+    out.resize(keep);
     return out;
 }
 
