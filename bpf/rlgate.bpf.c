@@ -238,6 +238,7 @@ static __always_inline void rl_classify(struct rl_bucket *entry, const struct rl
 	__builtin_memcpy(key.addr, pkt->addr, 16);
 
 	__u8 tier = pol->default_tier;
+	bool was_banned = entry->state == RL_STATE_BANNED;
 	struct rl_class_value *cls = bpf_map_lookup_elem(&rl_class, &key);
 	if (cls) {
 		if (cls->klass == RL_CLASS_ALLOW) {
@@ -256,6 +257,12 @@ static __always_inline void rl_classify(struct rl_bucket *entry, const struct rl
 	key.slot = 0;
 	struct rl_ban_value *ban = bpf_map_lookup_elem(&rl_bans, &key);
 	if (ban && (ban->expires_ns == 0 || now < ban->expires_ns)) {
+		/* While banned, the window counts the ban's hits; a ban is known by its
+		 * creation time, so revalidating or extending it keeps the count. */
+		if (!was_banned || entry->window_start_ns != ban->created_ns) {
+			entry->window_start_ns = ban->created_ns;
+			entry->window_drops = 0;
+		}
 		entry->state = RL_STATE_BANNED;
 		entry->ban_expires_ns = ban->expires_ns;
 		goto out;
@@ -270,6 +277,10 @@ static __always_inline void rl_classify(struct rl_bucket *entry, const struct rl
 		entry->bucket_prefix = bucket_prefix;
 	}
 out:
+	if (was_banned && entry->state != RL_STATE_BANNED) { /* released: a fresh auto-ban window */
+		entry->window_start_ns = now;
+		entry->window_drops = 0;
+	}
 	entry->policy_gen = gen;
 	entry->ban_gen = ban_gen;
 	rl_health_inc(RL_HEALTH_RECLASSIFY);
@@ -418,6 +429,7 @@ int rl_xdp(struct xdp_md *ctx)
 	}
 	if (state == RL_STATE_BANNED) {
 		entry->dropped++;
+		entry->window_drops++; /* ban hits */
 		rl_sample_drop(ctl, &pkt, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, now, ctx->ingress_ifindex);
 		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, bytes);
 	}

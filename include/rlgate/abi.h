@@ -209,8 +209,8 @@ struct rl_bucket {
 	__u64 pkt_tat_q;  /* GCRA theoretical arrival time, rl time in 1/64 ns */
 	__u64 byte_tat_q;
 	__u64 ban_expires_ns; /* RL_STATE_BANNED: rl time, 0 = until removed */
-	__u64 window_start_ns; /* auto-ban drop window */
-	__u32 window_drops;
+	__u64 window_start_ns; /* auto-ban drop window; RL_STATE_BANNED: created_ns of the ban */
+	__u32 window_drops;    /* rate drops in the window; RL_STATE_BANNED: packets the ban dropped */
 	__u32 policy_gen; /* classification below is valid for this generation */
 	__u32 ban_gen;    /* ... and this ban generation */
 	__u8 state;       /* enum rl_bucket_state */

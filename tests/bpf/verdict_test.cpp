@@ -363,3 +363,30 @@ TEST_F(XdpTest, ClockProbeMatchesMonotonicTime) {
 
 }  // namespace
 }  // namespace rlgate::testing
+
+namespace rlgate::testing {
+namespace {
+
+TEST_F(XdpTest, BannedEntriesCountTheirBanHitsAcrossRevalidation) {
+    apply(limited_policy(1000, 1000));
+    dp_->add_ban(*Cidr::parse("203.0.113.0/24"), std::chrono::seconds(60));
+    EXPECT_EQ(passes(udp_from("203.0.113.1"), 5), 0);
+    EXPECT_EQ(passes(udp_from("203.0.113.2"), 3), 0);
+    const auto key1 = bucket_key(*IpAddress::parse("203.0.113.1"), 128, 0);
+    ASSERT_TRUE(dp_->lookup_bucket(key1));
+    EXPECT_EQ(dp_->lookup_bucket(key1)->state, RL_STATE_BANNED);
+    EXPECT_EQ(dp_->lookup_bucket(key1)->window_drops, 5U);
+    EXPECT_EQ(dp_->lookup_bucket(bucket_key(*IpAddress::parse("203.0.113.2"), 128, 0))->window_drops, 3U);
+
+    dp_->add_ban(*Cidr::parse("198.18.0.0/16"), std::chrono::seconds(60));  // every entry revalidates
+    EXPECT_EQ(run(udp_from("203.0.113.1")), XDP_DROP);
+    EXPECT_EQ(dp_->lookup_bucket(key1)->window_drops, 6U) << "the same ban keeps its count";
+
+    dp_->remove_ban(*Cidr::parse("203.0.113.0/24"));
+    EXPECT_EQ(run(udp_from("203.0.113.1")), XDP_PASS);
+    EXPECT_EQ(dp_->lookup_bucket(key1)->state, RL_STATE_LIMITED);
+    EXPECT_EQ(dp_->lookup_bucket(key1)->window_drops, 0U) << "released: a fresh auto-ban window";
+}
+
+}  // namespace
+}  // namespace rlgate::testing
