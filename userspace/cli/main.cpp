@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "cli/client.hpp"
@@ -108,12 +109,20 @@ int main(int argc, char** argv) {
     detach->add_option("IFACE", ifname);
     auto* ban = app.add_subcommand("ban", "bans (dropped in the kernel until they expire)");
     ban->require_subcommand(1);
-    auto* ban_add = ban->add_subcommand("add", "ban CIDR");
-    ban_add->add_option("CIDR", cidr)->required();
-    ban_add->add_option("--ttl", ttl, "duration, e.g. 10m (default: until removed)");
-    auto* ban_del = ban->add_subcommand("del", "lift the ban of CIDR");
-    ban_del->add_option("CIDR", cidr)->required();
-    auto* ban_list = ban->add_subcommand("list", "active bans");
+    std::vector<std::string> cidrs;
+    std::string cidr_file;
+    auto* ban_add = ban->add_subcommand("add", "ban CIDR... (refused for allowlisted sources)");
+    ban_add->add_option("CIDR", cidrs, "prefixes or addresses");
+    ban_add->add_option("--file", cidr_file, "also ban every CIDR of FILE (one per line, # comments)");
+    ban_add->add_option("--ttl", ttl, "duration, e.g. 90s, 10m, 2h, 7d (default: until removed)");
+    ban_add->add_option("--reason", reason, "why (shown by ban list, kept across restarts)");
+    auto* ban_del = ban->add_subcommand("del", "lift the ban of CIDR...");
+    ban_del->add_option("CIDR", cidrs)->required();
+    auto* ban_list = ban->add_subcommand("list", "active bans: source, origin, reason, remaining time, hits");
+    auto* ban_history = ban->add_subcommand("history", "recorded violations, newest first");
+    ban_history->add_option("CIDR", cidr, "only sources inside CIDR");
+    unsigned history_limit = 100;
+    ban_history->add_option("-n", history_limit, "at most this many")->capture_default_str();
     auto* events = app.add_subcommand("events", "auto-ban events and sampled drops, as they happen");
     bool follow = false;
     unsigned max_events = 0, quiet_ms = 0;
@@ -230,23 +239,56 @@ int main(int argc, char** argv) {
                 print_done(g, r, "detached from " + ifname);
             }
         } else if (ban_add->parsed()) {
-            json args{{"cidr", cidr}};
+            if (!cidr_file.empty()) {
+                std::istringstream lines(read_config_text(cidr_file));
+                for (std::string line; std::getline(lines, line);) {
+                    line = line.substr(0, line.find('#'));
+                    line.erase(0, line.find_first_not_of(" \t\r"));
+                    line.erase(line.find_last_not_of(" \t\r") + 1);
+                    if (!line.empty())
+                        cidrs.push_back(line);
+                }
+            }
+            if (cidrs.empty()) {
+                std::cerr << "rlctl: ban add: give at least one CIDR (or --file)" << std::endl;
+                return 2;
+            }
+            json args{{"cidrs", cidrs}, {"reason", reason}};
             if (!ttl.empty()) {
                 const auto ns = rlgate::config::parse_duration_ns(ttl);
-                if (!ns || *ns < 1'000'000'000ULL) {
-                    std::cerr << "rlctl: --ttl: '" << ttl << "' is not a duration of at least 1s (e.g. 90s, 10m, 2h)"
-                              << std::endl;
+                constexpr std::uint64_t kTenYears = 10ULL * 365 * 86400 * 1'000'000'000ULL;
+                if (!ns || *ns < 1'000'000'000ULL || *ns > kTenYears) {
+                    std::cerr << "rlctl: --ttl: '" << ttl
+                              << "' is not a duration between 1s and 10 years (e.g. 90s, 10m, 2h, 7d)" << std::endl;
                     return 2;
                 }
                 args["ttl_s"] = *ns / 1'000'000'000ULL;
             }
             const auto r = client.call("ban.add", args);
-            print_done(g, r, cidr + " banned" + (ttl.empty() ? " until removed" : " for " + ttl));
+            const auto failed = r.value("failed", json::array());
+            for (const auto& f : failed)
+                std::cerr << "rlctl: " << f.value("cidr", "") << ": " << f.value("error", "") << std::endl;
+            const auto n = r.value("added", 0) + r.value("updated", 0);
+            print_done(g, r, (cidrs.size() == 1 ? cidrs[0] : std::to_string(n) + " prefixes") + " banned" +
+                                 (ttl.empty() ? " until removed" : " for " + ttl) +
+                                 (r.value("updated", 0) ? " (" + std::to_string(r.value("updated", 0)) + " already banned: updated)" : ""));
+            if (!failed.empty())
+                return 1;
         } else if (ban_del->parsed()) {
-            const auto r = client.call("ban.del", {{"cidr", cidr}});
-            print_done(g, r, "ban of " + cidr + " lifted");
+            const auto r = client.call("ban.del", {{"cidrs", cidrs}});
+            for (const auto& f : r.value("failed", json::array()))
+                std::cerr << "rlctl: " << f.value("cidr", "") << ": " << f.value("error", "") << std::endl;
+            print_done(g, r, cidrs.size() == 1 ? "ban of " + cidrs[0] + " lifted"
+                                               : std::to_string(r.value("removed", 0)) + " bans lifted");
+            if (!r.value("failed", json::array()).empty())
+                return 1;
         } else if (ban_list->parsed()) {
             print(g, client.call("ban.list"), rlgate::cli::render_bans);
+        } else if (ban_history->parsed()) {
+            json args{{"limit", history_limit}};
+            if (!cidr.empty())
+                args["cidr"] = cidr;
+            print(g, client.call("ban.history", args), rlgate::cli::render_violations);
         } else if (events->parsed()) {
             (void)follow;
             client.call("events.subscribe");

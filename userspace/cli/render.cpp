@@ -178,14 +178,25 @@ void render_tiers(const json& r, std::ostream& out) {
 }
 
 void render_bans(const json& r, std::ostream& out) {
-    Table t({"SOURCE", "ORIGIN", "REMAINING"});
+    Table t({"SOURCE", "ORIGIN", "REMAINING", "HITS", "OFFENCE", "REASON"});
     for (const auto& b : field(r, "bans"))
         t.add({str(b, "source"), str(b, "origin"),
-               b["remaining_s"].is_null() ? "until removed"
-               : b.value("expired", false) ? "expired"
-                                           : human_duration(num(b, "remaining_s"))});
+               b["remaining_s"].is_null() ? "until removed" : human_duration(num(b, "remaining_s")),
+               human_count(num(b, "hits")), num(b, "offence") > 0 ? str(b, "offence") : "-",
+               str(b, "reason", "").empty() ? "-" : str(b, "reason")});
     if (t.empty())
         out << "no bans\n";
+    else
+        t.print(out);
+}
+
+void render_violations(const json& r, std::ostream& out) {
+    Table t({"TIME", "SOURCE", "ORIGIN", "TIER", "OFFENCE", "BAN", "REASON"});
+    for (const auto& v : field(r, "violations"))
+        t.add({str(v, "time"), str(v, "source"), str(v, "origin"), str(v, "tier", "").empty() ? "-" : str(v, "tier"),
+               str(v, "offence"), human_duration(num(v, "ban_s")), str(v, "reason")});
+    if (t.empty())
+        out << "no violations recorded\n";
     else
         t.print(out);
 }

@@ -14,6 +14,7 @@ void render_policy(const nlohmann::json& r, std::ostream& out);
 void render_entries(const nlohmann::json& r, std::ostream& out);  // allow/deny list
 void render_tiers(const nlohmann::json& r, std::ostream& out);
 void render_bans(const nlohmann::json& r, std::ostream& out);
+void render_violations(const nlohmann::json& r, std::ostream& out);
 void render_event(const nlohmann::json& e, std::ostream& out);
 
 }  // namespace rlgate::cli

@@ -11,6 +11,7 @@
 #include "core/stats/names.hpp"
 #include "core/stats/top_talkers.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/time_format.hpp"
 
 #ifndef RLGATE_VERSION
 #define RLGATE_VERSION "unknown"
@@ -25,14 +26,6 @@ namespace code = control::code;
 
 namespace {
 
-std::string iso8601(std::chrono::system_clock::time_point t) {
-    const std::time_t secs = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 net::Cidr parse_cidr_arg(const json& args) {
     const auto text = control::arg_string(args, "cidr");
@@ -458,38 +451,6 @@ json Daemon::cmd_detach(const json& args) {
     config::note_detached(overlay_, ifname, config_.interfaces);
     save_overlay();
     return {{"interface", ifname}, {"detached", true}};
-}
-
-json Daemon::cmd_ban(const std::string& cmd, const json& args) {
-    if (cmd == "ban.list") {
-        const auto now = dataplane_->clock().rl_now_ns;
-        json out = json::array();
-        for (const auto& b : dataplane_->list_bans()) {
-            const bool permanent = b.value.expires_ns == 0;
-            const bool expired = !permanent && b.value.expires_ns <= now;
-            out.push_back({{"source", b.prefix.to_string()},
-                           {"origin", stats::origin_name(b.value.origin)},
-                           {"remaining_s", permanent ? json(nullptr)
-                                                     : json(expired ? 0.0 : static_cast<double>(b.value.expires_ns - now) / 1e9)},
-                           {"expired", expired}});
-        }
-        return {{"bans", out}};
-    }
-    const auto cidr = parse_cidr_arg(args);
-    if (cmd == "ban.add") {
-        const auto ttl_s = control::arg_uint(args, "ttl_s", 0);
-        if (ttl_s > 10ULL * 365 * 86400)
-            throw ProtocolError(code::invalid_argument, "ttl_s above 10 years; omit it for a ban until removed");
-        dataplane_->add_ban(cidr, std::chrono::seconds(ttl_s));
-        spdlog::info("ban {} for {} (rlctl)", cidr.to_string(), ttl_s ? std::to_string(ttl_s) + " s" : "ever");
-        return {{"source", cidr.to_string()}, {"ttl_s", ttl_s}};
-    }
-    if (cmd == "ban.del") {
-        if (!dataplane_->remove_ban(cidr))
-            throw ProtocolError(code::not_found, cidr.to_string() + " is not banned");
-        return {{"source", cidr.to_string()}, {"removed", true}};
-    }
-    throw ProtocolError(code::unknown_command, "unknown command '" + cmd + "'");
 }
 
 json Daemon::event_json(const rl_event& ev) const {

@@ -168,8 +168,15 @@ void claim_socket_path(asio::io_context& io, const std::string& path) {
 
 }  // namespace
 
-ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : io_(io), path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
+std::string ControlServer::root_only(const ucred& peer) {
+    if (peer.uid == 0 || peer.uid == ::geteuid())
+        return {};
+    return "permission denied: the control socket admits root only (uid " + std::to_string(peer.uid) + ")";
+}
+
+ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler, Admission admit, unsigned mode,
+                             int gid)
+    : io_(io), path_(std::move(path)), handler_(std::move(handler)), admit_(std::move(admit)), acceptor_(io) {
     // The directory is created by the daemon's instance lock; the socket's own mode guards it.
     claim_socket_path(io_, path_);
     const mode_t old_umask = ::umask(0177);  // the socket is born 0600: no window with wider rights
@@ -180,6 +187,10 @@ ControlServer::ControlServer(asio::io_context& io, std::string path, Handler han
     ::umask(old_umask);
     if (ec)
         throw std::system_error(ec, "bind control socket " + path_);
+    if (gid >= 0 && ::chown(path_.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(gid)) != 0)
+        throw std::system_error(errno, std::generic_category(), "chown " + path_);
+    if (mode != 0600 && ::chmod(path_.c_str(), mode) != 0)
+        throw std::system_error(errno, std::generic_category(), "chmod " + path_);
     acceptor_.listen(asio::socket_base::max_listen_connections);
     spdlog::info("control socket listening on {}", path_);
     accept();
@@ -202,9 +213,8 @@ void ControlServer::accept() {
             std::string refusal;
             if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
                 refusal = "cannot read peer credentials";
-            } else if (cred.uid != 0 && cred.uid != ::geteuid()) {
-                refusal = "permission denied: the control socket admits root only (uid " + std::to_string(cred.uid) + ")";
-                spdlog::warn("control socket: refused uid {} pid {}", cred.uid, cred.pid);
+            } else if (refusal = admit_(cred); !refusal.empty()) {
+                spdlog::warn("{}: refused uid {} pid {}", path_, cred.uid, cred.pid);
             } else if (sessions_.size() >= kMaxSessions) {
                 refusal = "too many control connections";
             } else {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sys/socket.h>
 #include <string>
 
 #include "core/control/protocol.hpp"
@@ -28,8 +29,14 @@ public:
     static constexpr std::size_t kMaxSessions = 64;
     static constexpr std::size_t kMaxQueuedLines = 4096;  // per client; a slow reader loses events, not memory
 
-    // Binds `path` (mode 0600) after refusing to steal it from a live daemon.
-    ControlServer(boost::asio::io_context& io, std::string path, Handler handler);
+    // Who may connect: returns a refusal message, or empty to admit.
+    using Admission = std::function<std::string(const ucred&)>;
+    static std::string root_only(const ucred& peer);
+
+    // Binds `path` (mode 0600, or `mode` with group `gid`) after refusing to
+    // steal it from a live daemon.
+    ControlServer(boost::asio::io_context& io, std::string path, Handler handler, Admission admit = root_only,
+                  unsigned mode = 0600, int gid = -1);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -46,6 +53,7 @@ private:
     boost::asio::io_context& io_;
     std::string path_;
     Handler handler_;
+    Admission admit_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     std::set<std::shared_ptr<ControlSession>> sessions_;
 };

@@ -80,7 +80,8 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
       started_wall_(std::chrono::system_clock::now()),
       signals_(io, SIGHUP, SIGTERM, SIGINT),
       stats_timer_(io),
-      reload_debounce_(io) {
+      reload_debounce_(io),
+      ban_timer_(io) {
     lock_fd_ = lock_instance(config_.daemon.socket_path);
     ensure_bpffs(config_.daemon.pin_dir);
     std::error_code ec;
@@ -118,11 +119,13 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
         throw StartupError(all);
     }
     last_reload_ = first;
+    start_bans();
     control_ = std::make_unique<ControlServer>(
         io_, config_.daemon.socket_path,
         [this](const control::Request& req, ControlServer::Reply reply, std::function<void()> subscribe) {
             handle(req, std::move(reply), std::move(subscribe));
         });
+    open_escalation_socket();
     spdlog::info("policy generation {} in force ({} maps {})", first.generation, dataplane_->adopted() ? "adopted" : "new",
                  config_.daemon.pin_dir);
 }
@@ -137,6 +140,8 @@ int Daemon::run() {
     notify_systemd("READY=1\nSTATUS=enforcing policy generation " + std::to_string(last_reload_.generation));
     io_.run();
     notify_systemd("STOPPING=1");
+    if (bans_dirty_)
+        save_ban_state();
     return exit_code_;
 }
 
@@ -364,12 +369,9 @@ void Daemon::watch_events() {
         try {
             dataplane_->consume_events([this](const rl_event& ev) {
                 auto j = event_json(ev);
-                if (ev.type == RL_EVENT_AUTOBAN)
-                    spdlog::warn("auto-ban: {} banned for {} s after {} drops (tier {}, rule {}, {})",
-                                 j.value("source", ""), j.value("ban_s", 0.0), ev.drops, j.value("tier", ""),
-                                 j.value("rule", ""), j.value("interface", ""));
                 control_->broadcast(j);
             });
+            sync_bans(false);  // record and escalate new auto-bans at once
         } catch (const std::exception& e) {
             spdlog::error("reading events: {}", e.what());
         }

@@ -6,13 +6,16 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <spdlog/logger.h>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/bans/ban_book.hpp"
 #include "core/config/config.hpp"
+#include "core/ratelimit/token_bucket.hpp"
 #include "core/config/overlay.hpp"
 #include "core/control/protocol.hpp"
 #include "daemon/control_server.hpp"
@@ -91,6 +94,27 @@ private:
     nlohmann::json cmd_attach(const nlohmann::json& args);
     nlohmann::json cmd_detach(const nlohmann::json& args);
     nlohmann::json cmd_ban(const std::string& cmd, const nlohmann::json& args);
+
+    // Bans (bans.cpp)
+    void start_bans();
+    void load_ban_state();
+    void save_ban_state();
+    // Reaps expired bans, records and escalates new kernel auto-bans, and
+    // forgets records of bans gone from the map. Cheap when nothing changed.
+    void sync_bans(bool force);
+    void schedule_ban_sync();
+    void log_violation(const bans::Violation& v);
+    void open_escalation_socket();
+    void handle_escalation(const control::Request& req, ControlServer::Reply reply, const std::string& peer);
+    [[nodiscard]] const net::Cidr* allowlisted(const net::Cidr& prefix) const;
+    [[nodiscard]] const policy::Tier* tier_of(const net::Cidr& prefix) const;
+    struct BanResult {
+        bool updated = false;
+        std::uint64_t ttl_ns = 0;
+        std::uint32_t offence = 0;
+    };
+    BanResult ban(const net::Cidr& prefix, std::uint64_t ttl_ns, const std::string& origin, const std::string& reason);
+    [[nodiscard]] std::int64_t now_ms() const;
     nlohmann::json event_json(const rl_event& ev) const;
     nlohmann::json outcome_json(const ReloadOutcome& o) const;
 
@@ -107,12 +131,20 @@ private:
     std::unique_ptr<ControlServer> control_;
     ReloadOutcome last_reload_;
     std::optional<CounterSample> previous_, latest_;
+    bans::BanBook ban_book_;
+    bool bans_dirty_ = false;
+    std::uint32_t synced_ban_gen_ = 0;
+    std::int64_t next_expiry_ms_ = 0;
+    std::shared_ptr<spdlog::logger> violation_log_;
+    std::unique_ptr<ControlServer> escalation_;
+    std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer
     std::chrono::steady_clock::time_point started_;
     std::chrono::system_clock::time_point started_wall_;
 
     boost::asio::signal_set signals_;
     boost::asio::steady_timer stats_timer_;
     boost::asio::steady_timer reload_debounce_;
+    boost::asio::steady_timer ban_timer_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> events_;
     std::array<char, 4096> inotify_buf_{};

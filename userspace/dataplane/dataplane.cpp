@@ -117,6 +117,13 @@ AttachMode attached_mode(int ifindex) {
     return AttachMode::native;
 }
 
+std::string ban_map_hint(int err, std::uint32_t capacity) {
+    if (err == ENOSPC || err == E2BIG || err == ENOMEM)
+        return ": the ban map is full (" + std::to_string(capacity) +
+               " entries; raise maps.bans, which needs `rlgated --cleanup`, or remove bans)";
+    return {};
+}
+
 std::uint64_t gcra_interval_q(std::uint64_t per_sec) {
     return per_sec ? (1'000'000'000ULL << RL_Q_SHIFT) / per_sec : 0;
 }
@@ -467,9 +474,20 @@ void Dataplane::add_ban(const net::Cidr& prefix, std::chrono::nanoseconds ttl, s
     v.reason = reason;
     v.origin = static_cast<std::uint8_t>(origin);
     const auto k = lpm_key(prefix, 0);
-    check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_bans), &k, &v, BPF_ANY),
-              "add ban " + prefix.to_string());
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_bans), &k, &v, BPF_ANY) != 0)
+        throw BpfError(errno, "add ban " + prefix.to_string() + ban_map_hint(errno, options_.ban_entries));
     bump_ban_generation();
+}
+
+void Dataplane::put_ban(const net::Cidr& prefix, const rl_ban_value& value) {
+    const auto k = lpm_key(prefix, 0);
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_bans), &k, &value, BPF_ANY) != 0)
+        throw BpfError(errno, "write ban " + prefix.to_string() + ban_map_hint(errno, options_.ban_entries));
+    bump_ban_generation();
+}
+
+std::uint32_t Dataplane::ban_generation() const {
+    return std::atomic_ref<const std::uint32_t>(ctl()->ban_gen).load(std::memory_order_acquire);
 }
 
 bool Dataplane::remove_ban(const net::Cidr& prefix) {

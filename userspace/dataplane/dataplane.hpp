@@ -109,6 +109,10 @@ public:
     void add_ban(const net::Cidr& prefix, std::chrono::nanoseconds ttl, std::uint32_t reason = 0,
                  rl_ban_origin origin = RL_ORIGIN_MANUAL);
     bool remove_ban(const net::Cidr& prefix);
+    // Writes a ban entry as given (e.g. a longer expiry for a repeat offender).
+    void put_ban(const net::Cidr& prefix, const rl_ban_value& value);
+    // Bumped by every ban change, the program's auto-bans included.
+    [[nodiscard]] std::uint32_t ban_generation() const;
     [[nodiscard]] std::vector<BanEntry> list_bans() const;
 
     [[nodiscard]] Counters read_counters() const;

@@ -120,6 +120,7 @@ private:
     void parse_daemon(const Json& v, DaemonSettings& out) const;
     void parse_maps(const Json& v, MapSizes& out) const;
     void parse_events(const Json& v, EventBudget& out) const;
+    void parse_bans(const Json& v, BanSettings& out) const;
     void parse_tiers(const Json& v, policy::Policy& out) const;
     void parse_rules(const Json& v, policy::Policy& out) const;
     std::vector<net::Cidr> parse_cidr_list(const Json& v, const std::string& path) const;
@@ -314,7 +315,15 @@ void Parser::parse_interfaces(const Json& v, Config& out) const {
 }
 
 void Parser::parse_daemon(const Json& v, DaemonSettings& out) const {
-    expect_object(v, "daemon", {"pin_dir", "socket", "state_dir", "log_level"});
+    expect_object(v, "daemon", {"pin_dir", "socket", "state_dir", "log_level", "escalation_socket", "escalation_group"});
+    if (v.contains("escalation_socket")) {
+        out.escalation_socket = get_abs_path(v["escalation_socket"], "daemon.escalation_socket");
+        if (out.escalation_socket.size() > kMaxSocketPathLen)
+            fail("daemon.escalation_socket", "longer than " + std::to_string(kMaxSocketPathLen) +
+                                                 " bytes, the limit of a unix socket address");
+    }
+    if (v.contains("escalation_group"))
+        out.escalation_group = get_string(v["escalation_group"], "daemon.escalation_group");
     if (v.contains("pin_dir"))
         out.pin_dir = get_abs_path(v["pin_dir"], "daemon.pin_dir");
     if (v.contains("socket")) {
@@ -349,6 +358,34 @@ void Parser::parse_events(const Json& v, EventBudget& out) const {
         out.per_sec = static_cast<std::uint32_t>(get_uint_in(v["per_sec"], "events.per_sec", 1, 1'000'000));
     if (v.contains("burst"))
         out.burst = static_cast<std::uint32_t>(get_uint_in(v["burst"], "events.burst", 1, 1'000'000));
+}
+
+void Parser::parse_bans(const Json& v, BanSettings& out) const {
+    expect_object(v, "bans", {"l7_default_ttl", "l7_max_ttl", "l7_reports_per_sec", "l7_burst", "violation_log", "history"});
+    if (v.contains("l7_default_ttl"))
+        out.l7_default_ttl_ns = get_duration(v["l7_default_ttl"], "bans.l7_default_ttl");
+    if (v.contains("l7_max_ttl"))
+        out.l7_max_ttl_ns = get_duration(v["l7_max_ttl"], "bans.l7_max_ttl");
+    if (out.l7_default_ttl_ns == 0 || out.l7_default_ttl_ns > out.l7_max_ttl_ns)
+        fail("bans.l7_default_ttl", "must be positive and at most bans.l7_max_ttl");
+    if (v.contains("l7_reports_per_sec"))
+        out.l7_reports_per_sec =
+            static_cast<std::uint32_t>(get_uint_in(v["l7_reports_per_sec"], "bans.l7_reports_per_sec", 1, 100'000));
+    if (v.contains("l7_burst"))
+        out.l7_burst = static_cast<std::uint32_t>(get_uint_in(v["l7_burst"], "bans.l7_burst", 1, 100'000));
+    if (v.contains("history"))
+        out.history_max = static_cast<std::uint32_t>(get_uint_in(v["history"], "bans.history", 0, 10'000'000));
+    if (v.contains("violation_log")) {
+        const auto& l = v["violation_log"];
+        expect_object(l, "bans.violation_log", {"format", "path"});
+        if (l.contains("format")) {
+            out.violation_log_format = get_string(l["format"], "bans.violation_log.format");
+            if (out.violation_log_format != "text" && out.violation_log_format != "json")
+                fail("bans.violation_log.format", in_quotes(out.violation_log_format) + " is not text or json");
+        }
+        if (l.contains("path"))
+            out.violation_log_path = get_abs_path(l["path"], "bans.violation_log.path");
+    }
 }
 
 void Parser::check_limit(const policy::RateLimit& limit, const std::string& path) const {
@@ -397,7 +434,7 @@ void Parser::parse_tiers(const Json& v, policy::Policy& out) const {
         if (t.contains("autoban")) {
             const auto& a = t["autoban"];
             const std::string apath = path + ".autoban";
-            expect_object(a, apath, {"drops", "window", "ban"});
+            expect_object(a, apath, {"drops", "window", "ban", "repeat_factor", "max_ban", "memory"});
             if (!a.contains("drops"))
                 fail(apath + ".drops", "required (rate drops within the window that ban a source)");
             tier.autoban.drops = static_cast<std::uint32_t>(
@@ -406,6 +443,15 @@ void Parser::parse_tiers(const Json& v, policy::Policy& out) const {
                 tier.autoban.window_ns = get_duration(a["window"], apath + ".window");
             if (a.contains("ban"))
                 tier.autoban.ban_ns = get_duration(a["ban"], apath + ".ban");
+            if (a.contains("repeat_factor"))
+                tier.autoban.repeat_factor =
+                    static_cast<std::uint32_t>(get_uint_in(a["repeat_factor"], apath + ".repeat_factor", 1, 1000));
+            if (a.contains("max_ban"))
+                tier.autoban.max_ban_ns = get_duration(a["max_ban"], apath + ".max_ban");
+            if (a.contains("memory"))
+                tier.autoban.memory_ns = get_duration(a["memory"], apath + ".memory");
+            if (tier.autoban.max_ban_ns < tier.autoban.ban_ns)
+                fail(apath + ".max_ban", "shorter than the first ban (" + apath + ".ban)");
         }
         if (t.contains("members")) {
             const std::string mpath = path + ".members";
@@ -516,8 +562,8 @@ std::vector<net::Cidr> Parser::parse_cidr_list(const Json& v, const std::string&
 Config Parser::parse(std::string_view text) {
     const Json root = parse_json(text);
     expect_object(root, "",
-                  {"interfaces", "daemon", "maps", "events", "dry_run", "drop_malformed", "default_tier", "tiers",
-                   "rules", "allow", "deny", "global"});
+                  {"interfaces", "daemon", "maps", "events", "bans", "dry_run", "drop_malformed", "default_tier",
+                   "tiers", "rules", "allow", "deny", "global"});
     Config cfg;
     auto& p = cfg.policy;
     if (root.contains("interfaces"))
@@ -528,6 +574,8 @@ Config Parser::parse(std::string_view text) {
         parse_maps(root["maps"], cfg.maps);
     if (root.contains("events"))
         parse_events(root["events"], cfg.events);
+    if (root.contains("bans"))
+        parse_bans(root["bans"], cfg.bans);
     if (root.contains("dry_run"))
         p.dry_run = get_bool(root["dry_run"], "dry_run");
     if (root.contains("drop_malformed"))

@@ -28,6 +28,20 @@ struct DaemonSettings {
     std::string socket_path = "/run/rlgate/rlgated.sock";
     std::string state_dir = "/var/lib/rlgate";
     std::string log_level = "info";  // trace|debug|info|warn|error
+    // Narrow socket for rlgate-l7's abuse reports (only the `escalate` command).
+    std::string escalation_socket = "/run/rlgate/escalate.sock";
+    std::string escalation_group;  // group allowed besides root; empty: root only
+};
+
+// Bans made by the daemon: L7 reports, escalation history, violation log.
+struct BanSettings {
+    std::uint64_t l7_default_ttl_ns = 600'000'000'000ULL;
+    std::uint64_t l7_max_ttl_ns = 3'600'000'000'000ULL;
+    std::uint32_t l7_reports_per_sec = 10;  // per reporting peer
+    std::uint32_t l7_burst = 50;
+    std::string violation_log_format = "text";  // text | json (one JSON object per line)
+    std::string violation_log_path;             // empty: the daemon's own log
+    std::uint32_t history_max = 100'000;        // violations remembered
 };
 
 // Map sizes fix the pinned maps' layout: changing them needs `rlgated --cleanup`.
@@ -47,6 +61,7 @@ struct Config {
     DaemonSettings daemon;
     MapSizes maps;
     EventBudget events;
+    BanSettings bans;
     policy::Policy policy;
 };
 

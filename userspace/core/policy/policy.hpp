@@ -28,6 +28,11 @@ struct AutoBan {
     std::uint32_t drops = 0;  // rate drops within `window_ns` that ban the source; 0 = off
     std::uint64_t window_ns = 10'000'000'000ULL;
     std::uint64_t ban_ns = 60'000'000'000ULL;
+    // Escalation, applied by the daemon: each earlier offence of the source
+    // within `memory_ns` multiplies the ban by `repeat_factor`, up to `max_ban_ns`.
+    std::uint32_t repeat_factor = 10;
+    std::uint64_t max_ban_ns = 86'400'000'000'000ULL;
+    std::uint64_t memory_ns = 86'400'000'000'000ULL;
 };
 
 struct Tier {
