@@ -481,3 +481,47 @@ TEST(ConfigQuantity, RejectsBadInputAndOverflow) {
                             "18446744073709551616", "18446745T", "99999999999999999999k"})
         EXPECT_EQ(parse_quantity(bad), std::nullopt) << '"' << bad << '"';
 }
+
+namespace rlgate::config {
+namespace {
+
+TEST(ConfigParse, EscalationAndBanSettings) {
+    const auto cfg = parse_config(
+        R"({"tiers": {"free": {"pps": 10, "burst": 20,
+              "autoban": {"drops": 100, "ban": "1m", "repeat_factor": 5, "max_ban": "2h", "memory": "7d"}}},
+            "daemon": {"escalation_socket": "/run/x/esc.sock", "escalation_group": "rlgate-l7"},
+            "bans": {"l7_default_ttl": "5m", "l7_max_ttl": "2h", "l7_reports_per_sec": 3, "l7_burst": 9,
+                     "violation_log": {"format": "json", "path": "/var/log/rlgate/violations.jsonl"}, "history": 500}})",
+        "t.json");
+    const auto& a = cfg.policy.tiers[0].autoban;
+    EXPECT_EQ(a.repeat_factor, 5U);
+    EXPECT_EQ(a.max_ban_ns, 7'200'000'000'000ULL);
+    EXPECT_EQ(a.memory_ns, 7ULL * 86'400'000'000'000ULL);
+    EXPECT_EQ(cfg.daemon.escalation_socket, "/run/x/esc.sock");
+    EXPECT_EQ(cfg.daemon.escalation_group, "rlgate-l7");
+    EXPECT_EQ(cfg.bans.l7_default_ttl_ns, 300'000'000'000ULL);
+    EXPECT_EQ(cfg.bans.l7_reports_per_sec, 3U);
+    EXPECT_EQ(cfg.bans.l7_burst, 9U);
+    EXPECT_EQ(cfg.bans.violation_log_format, "json");
+    EXPECT_EQ(cfg.bans.violation_log_path, "/var/log/rlgate/violations.jsonl");
+    EXPECT_EQ(cfg.bans.history_max, 500U);
+    const auto defaults = parse_config(with_tier(), "t.json");
+    EXPECT_EQ(defaults.policy.tiers[0].autoban.repeat_factor, 10U);
+    EXPECT_EQ(defaults.bans.violation_log_format, "text");
+}
+
+TEST(ConfigErrors, EscalationAndBanSettings) {
+    EXPECT_EQ(error_of(R"({"tiers": {"free": {"autoban": {"drops": 1, "ban": "1h", "max_ban": "1m"}}}})").field(),
+              "tiers.free.autoban.max_ban");
+    EXPECT_EQ(error_of(R"({"tiers": {"free": {"autoban": {"drops": 1, "repeat_factor": 0}}}})").field(),
+              "tiers.free.autoban.repeat_factor");
+    EXPECT_EQ(error_of(with_tier(R"("bans": {"violation_log": {"format": "xml"}})")).field(), "bans.violation_log.format");
+    EXPECT_EQ(error_of(with_tier(R"("bans": {"l7_default_ttl": "2h", "l7_max_ttl": "1h"})")).field(), "bans.l7_default_ttl");
+    EXPECT_EQ(error_of(with_tier(R"("bans": {"l7_burst": 0})")).field(), "bans.l7_burst");
+    EXPECT_EQ(error_of(with_tier(R"("bans": {"violation_log": {"path": "relative.log"}})")).field(),
+              "bans.violation_log.path");
+    EXPECT_EQ(error_of(with_tier(R"("bans": {"ttl": "1m"})")).field(), "bans.ttl");
+}
+
+}  // namespace
+}  // namespace rlgate::config
