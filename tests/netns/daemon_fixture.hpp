@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -77,11 +80,71 @@ protected:
         return st;
     }
 
+    // Output (stdout+stderr) and exit code of rlctl.
+    std::string rlctl(const std::string& args, int* code = nullptr) {
+        int status = 0;
+        auto out = shell(std::string(RLCTL_PATH) + " --socket " + daemon_->socket() + " " + args, &status);
+        if (code)
+            *code = WEXITSTATUS(status);
+        return out;
+    }
+    json rlctl_json(const std::string& args) {
+        int code = 0;
+        const auto out = rlctl("--json " + args, &code);
+        EXPECT_EQ(code, 0) << out;
+        return json::parse(out, nullptr, false);
+    }
+
     std::unique_ptr<VethPair> pair_;
     std::unique_ptr<DaemonProcess> daemon_;
 };
 
 // The token-bucket bound of a source over `seconds`: its burst plus the refill.
+// A raw connection to the control socket, for what rlctl would never send.
+class RawConnection {
+public:
+    explicit RawConnection(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        connected_ = ::connect(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+        error_ = connected_ ? 0 : errno;
+        timeval tv{10, 0};
+        setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    [[nodiscard]] bool connected() const { return connected_; }
+    [[nodiscard]] int error() const { return error_; }
+    void send(const std::string& bytes) {
+        std::size_t done = 0;
+        while (done < bytes.size()) {
+            const ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+            if (n <= 0)
+                return;
+            done += static_cast<std::size_t>(n);
+        }
+    }
+    json reply() {
+        for (;;) {
+            if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+                auto line = buf_.substr(0, nl);
+                buf_.erase(0, nl + 1);
+                return json::parse(line);
+            }
+            char b[4096];
+            const ssize_t n = ::recv(fd_.get(), b, sizeof b, 0);
+            if (n <= 0)
+                return json{{"closed", true}};
+            buf_.append(b, static_cast<std::size_t>(n));
+        }
+    }
+
+private:
+    UniqueFd fd_;
+    bool connected_ = false;
+    int error_ = 0;
+    std::string buf_;
+};
+
 inline double bound(double pps, double burst, double seconds) { return burst + pps * seconds; }
 
 }  // namespace rlgate::testing

@@ -18,20 +18,6 @@ protected:
                                            {"premium", {{"pps", 1000}, {"burst", 100}, {"members", {"10.99.0.0/28"}}}}}));
         daemon_->start();
     }
-    // Output (stdout+stderr) and exit code of rlctl.
-    std::string rlctl(const std::string& args, int* code = nullptr) {
-        int status = 0;
-        auto out = shell(std::string(RLCTL_PATH) + " --socket " + daemon_->socket() + " " + args, &status);
-        if (code)
-            *code = WEXITSTATUS(status);
-        return out;
-    }
-    json rlctl_json(const std::string& args) {
-        int code = 0;
-        const auto out = rlctl("--json " + args, &code);
-        EXPECT_EQ(code, 0) << out;
-        return json::parse(out, nullptr, false);
-    }
 };
 
 TEST_F(RlctlTest, StatusInBothForms) {

@@ -45,10 +45,11 @@ public:
 
     // The "daemon" section is filled in; the rest comes from the test.
     void write_config(nlohmann::json config) {
-        config["daemon"] = {{"pin_dir", pin_dir_},
-                            {"socket", socket()},
-                            {"state_dir", (dir_ / "state").string()},
-                            {"log_level", "debug"}};
+        config["daemon"].update({{"pin_dir", pin_dir_},
+                                 {"socket", socket()},
+                                 {"escalation_socket", escalation_socket()},
+                                 {"state_dir", state_dir()},
+                                 {"log_level", "debug"}});
         write_raw_config(config.dump(2));
     }
     // Written next to the file and renamed over it, as config managers do.
@@ -106,6 +107,8 @@ public:
         return {std::istreambuf_iterator<char>(in), {}};
     }
     [[nodiscard]] std::string socket() const { return run_dir_ + "/rlgated.sock"; }
+    [[nodiscard]] std::string escalation_socket() const { return run_dir_ + "/escalate.sock"; }
+    [[nodiscard]] std::string state_dir() const { return (dir_ / "state").string(); }
     [[nodiscard]] const std::string& pin_dir() const { return pin_dir_; }
     [[nodiscard]] const std::string& config_path() const { return config_path_; }
     [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }

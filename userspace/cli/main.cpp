@@ -264,7 +264,21 @@ int main(int argc, char** argv) {
                 }
                 args["ttl_s"] = *ns / 1'000'000'000ULL;
             }
-            const auto r = client.call("ban.add", args);
+            // Requests stay well below the socket's line limit: 20,000 CIDRs each.
+            constexpr std::size_t kChunk = 20'000;
+            json r{{"added", 0}, {"updated", 0}, {"failed", json::array()}};
+            for (std::size_t i = 0; i < cidrs.size(); i += kChunk) {
+                const auto last = std::min(cidrs.size(), i + kChunk);
+                args["cidrs"] = std::vector<std::string>(cidrs.begin() + static_cast<std::ptrdiff_t>(i),
+                                                         cidrs.begin() + static_cast<std::ptrdiff_t>(last));
+                const auto part = client.call("ban.add", args);
+                r["added"] = r["added"].get<std::uint64_t>() + part.value("added", std::uint64_t{0});
+                r["updated"] = r["updated"].get<std::uint64_t>() + part.value("updated", std::uint64_t{0});
+                for (const auto& f : part.value("failed", json::array()))
+                    r["failed"].push_back(f);
+                if (!part.value("failed", json::array()).empty())
+                    break;  // the map is full or the input is bad: stop here
+            }
             const auto failed = r.value("failed", json::array());
             for (const auto& f : failed)
                 std::cerr << "rlctl: " << f.value("cidr", "") << ": " << f.value("error", "") << std::endl;

@@ -32,7 +32,7 @@ namespace {
 
 constexpr std::uint64_t kMaxTtlNs = 10ULL * 365 * 86'400 * 1'000'000'000ULL;
 constexpr std::size_t kMaxReasonLength = 256;
-constexpr std::size_t kMaxBatch = 200'000;
+constexpr std::size_t kMaxBatch = 50'000;  // rlctl sends bigger lists in chunks
 
 
 std::string ban_state_path(const config::Config& c) { return c.daemon.state_dir + "/bans.json"; }
@@ -163,6 +163,7 @@ void Daemon::save_ban_state() {
     try {
         write_file_atomically(ban_state_path(config_), ban_book_.to_json().dump() + "\n");
         bans_dirty_ = false;
+        last_ban_save_ = std::chrono::steady_clock::now();
     } catch (const std::exception& e) {
         // The old file stays intact; try again at the next sync.
         spdlog::error("cannot save the ban state: {}", e.what());
@@ -280,6 +281,9 @@ void Daemon::sync_bans(bool force) {
     bans_dirty_ |= ban_book_.history().size() != before;
     next_expiry_ms_ = next_expiry;
     synced_ban_gen_ = dataplane_->ban_generation();
+    // Violations reach the disk at once, at most five times a second under an auto-ban storm.
+    if (bans_dirty_ && std::chrono::steady_clock::now() - last_ban_save_ > std::chrono::milliseconds(200))
+        save_ban_state();
 }
 
 Daemon::BanResult Daemon::ban(const net::Cidr& prefix, std::uint64_t ttl_ns, const std::string& origin,

@@ -133,6 +133,7 @@ private:
     std::optional<CounterSample> previous_, latest_;
     bans::BanBook ban_book_;
     bool bans_dirty_ = false;
+    std::chrono::steady_clock::time_point last_ban_save_{};
     std::uint32_t synced_ban_gen_ = 0;
     std::int64_t next_expiry_ms_ = 0;
     std::shared_ptr<spdlog::logger> violation_log_;
