@@ -732,3 +732,95 @@ int run_e2e_bench(const E2eBenchOptions& o) {
 }
 
 }  // namespace rlgate::bench
+
+namespace rlgate::bench {
+namespace {
+
+struct AutobanRow {
+    std::uint64_t rate = 0;
+    std::uint64_t sent = 0;
+    std::uint64_t passed_before_ban = 0;
+    double ban_after_ms = -1;       // flood launch -> ban, program clock (4 ms steps at HZ=250)
+    double expected_ms = 0;         // (burst + drops) / rate: the first packet -> ban, in theory
+};
+
+int run_autoban(const AutobanBenchOptions& o) {
+    const std::string flood = o.flood.empty() ? default_flood_path() : o.flood;
+    if (::access(flood.c_str(), X_OK) != 0)
+        throw std::runtime_error("rlgate-flood not found or not executable at " + flood);
+    const SignalGuard signals;
+    DataplaneOptions dopts;
+    dopts.bucket_entries = 4096;
+    Dataplane dp(dopts);
+    policy::Policy pol;
+    pol.tiers.push_back({.name = "default",
+                         .limit = {.packets_per_sec = o.limit_pps, .burst_packets = o.limit_burst},
+                         .autoban = {.drops = o.drops, .window_ns = 10'000'000'000ULL, .ban_ns = 60'000'000'000ULL}});
+    pol.default_tier = "default";
+    dp.apply_policy(policy::compile(pol));
+    const TestNet net(1);
+    const RlgateAttachment attached(dp, net.dst(), kRxDev);
+    const auto source = *net::IpAddress::parse("10.77.0.1");
+    std::vector<AutobanRow> rows;
+    for (const std::uint64_t rate : {10'000ULL, 100'000ULL, 1'000'000ULL}) {
+        check_interrupted();
+        dp.clear_buckets();
+        for (const auto& b : dp.list_bans())
+            dp.remove_ban(b.prefix);
+        AutobanRow row;
+        row.rate = rate;
+        row.expected_ms = 1e3 * static_cast<double>(o.limit_burst + o.drops) / static_cast<double>(rate);
+        const auto t0 = dp.clock().rl_now_ns;
+        const std::vector<std::string> argv{"ip", "netns", "exec", net.src(), flood, "--dev", kTxDev, "--dst", kRxAddr,
+                                            "--dst-mac", net.rx_mac(), "--src", "10.77.0.1", "--sources", "1",
+                                            "--rate", std::to_string(rate), "--count", std::to_string(rate / 2),
+                                            "--duration", "5", "--json"};
+        const auto r = run_command(argv, kCommandTimeout);
+        if (!r.ok())
+            throw std::runtime_error("rlgate-flood: " + r.describe() + ": " + trim(r.output));
+        const auto brace = r.output.find('{');
+        row.sent = brace == std::string::npos ? 0 : nlohmann::json::parse(r.output.substr(brace)).value("sent", 0ULL);
+        for (const auto& b : dp.list_bans())
+            if (b.prefix.contains(source))
+                row.ban_after_ms = static_cast<double>(b.value.created_ns - t0) / 1e6;
+        if (const auto bucket = dp.lookup_bucket(bucket_key(source, 128, 0)))
+            row.passed_before_ban = bucket->passed;
+        rows.push_back(row);
+    }
+    if (o.json) {
+        auto a = nlohmann::json::array();
+        for (const auto& r : rows)
+            a.push_back({{"rate_pps", r.rate}, {"sent", r.sent}, {"passed_before_ban", r.passed_before_ban},
+                         {"ban_after_ms", r.ban_after_ms}, {"expected_ms", r.expected_ms}});
+        std::cout << nlohmann::json{{"limit_pps", o.limit_pps}, {"burst", o.limit_burst}, {"drops", o.drops}, {"runs", a}}.dump()
+                  << "\n";
+    } else {
+        std::cout << fmt::format("one source flooding a veth; limit {} pps, burst {}, auto-ban after {} drops within 10 s\n",
+                                 o.limit_pps, o.limit_burst, o.drops);
+        std::cout << fmt::format("{:>12} {:>10} {:>18} {:>22} {:>26}\n", "flood pps", "sent", "passed before ban",
+                                 "launch -> ban (ms)", "theory: 1st pkt -> ban (ms)");
+        for (const auto& r : rows)
+            std::cout << fmt::format("{:>12} {:>10} {:>18} {:>22} {:>26.1f}\n", r.rate, r.sent, r.passed_before_ban,
+                                     r.ban_after_ms < 0 ? std::string("no ban") : fmt::format("{:.0f}", r.ban_after_ms),
+                                     r.expected_ms);
+        std::cout << "launch -> ban includes starting rlgate-flood in the namespace; the program clock ticks in 4 ms\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+int run_autoban_bench(const AutobanBenchOptions& o) {
+    if (::geteuid() != 0) {
+        std::cerr << "rlgate-bench autoban: must run as root (namespaces, veth, XDP)\n";
+        return 1;
+    }
+    try {
+        return run_autoban(o);
+    } catch (const Interrupted&) {
+        std::cerr << "rlgate-bench autoban: interrupted; namespaces and links removed\n";
+        return 130;
+    }
+}
+
+}  // namespace rlgate::bench

@@ -21,3 +21,19 @@ struct E2eBenchOptions {
 int run_e2e_bench(const E2eBenchOptions& options);
 
 }  // namespace rlgate::bench
+
+namespace rlgate::bench {
+
+struct AutobanBenchOptions {
+    std::uint64_t limit_pps = 100;   // per-source limit
+    std::uint64_t limit_burst = 200;
+    std::uint32_t drops = 1000;      // auto-ban threshold within the window
+    std::string flood;               // rlgate-flood; empty: next to this binary
+    bool json = false;
+};
+
+// Time from the start of a single-source flood to its kernel ban, and the
+// packets that passed before it, at several flood rates (veth, root).
+int run_autoban_bench(const AutobanBenchOptions& options);
+
+}  // namespace rlgate::bench

@@ -44,6 +44,14 @@ int main(int argc, char** argv) {
     policy_cmd->add_option("--rounds", pol.rounds, "rounds; the median is reported")->check(CLI::Range(1, 50));
     policy_cmd->add_flag("--json", pol.json, "print JSON");
 
+    rlgate::bench::AutobanBenchOptions ab;
+    auto* autoban_cmd = app.add_subcommand("autoban", "time from flood start to kernel ban, packets leaked before it (root)");
+    autoban_cmd->add_option("--limit-pps", ab.limit_pps, "per-source limit")->check(CLI::Range(1ULL, 1'000'000ULL));
+    autoban_cmd->add_option("--limit-burst", ab.limit_burst, "per-source burst")->check(CLI::Range(1ULL, 1'000'000ULL));
+    autoban_cmd->add_option("--drops", ab.drops, "auto-ban threshold (drops within 10 s)")->check(CLI::Range(1U, 10'000'000U));
+    autoban_cmd->add_option("--flood", ab.flood, "path of rlgate-flood");
+    autoban_cmd->add_flag("--json", ab.json, "print JSON");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     try {
@@ -51,6 +59,8 @@ int main(int argc, char** argv) {
             return rlgate::bench::run_xdp_bench(xdp);
         if (e2e_cmd->parsed())
             return rlgate::bench::run_e2e_bench(e2e);
+        if (autoban_cmd->parsed())
+            return rlgate::bench::run_autoban_bench(ab);
         if (policy_cmd->parsed())
             return rlgate::bench::run_policy_bench(pol);
     } catch (const std::exception& e) {
