@@ -163,6 +163,41 @@ TEST_F(BansTest, ManualBansRefuseBadInputAndAllowlistedSources) {
     EXPECT_GT(ban_drops, 100U);
 }
 
+TEST_F(BansTest, BansAndHistorySurviveAReboot) {
+    daemon_->write_config(base_config({{"default", tier(100, 20)}}));
+    daemon_->start();
+    int code = 0;
+    rlctl("ban add 203.0.113.0/24 --ttl 10m --reason 'scanner'", &code);
+    ASSERT_EQ(code, 0);
+    rlctl("ban add 198.51.100.0/24 --reason 'forever'", &code);
+    ASSERT_EQ(code, 0);
+    // A reboot: the daemon dies and the pinned maps are gone with the bpffs.
+    daemon_->kill9();
+    shell(std::string(RLGATED_PATH) + " --cleanup --config " + daemon_->config_path());
+    ASSERT_FALSE(std::filesystem::exists(daemon_->pin_dir()));
+    daemon_->start();
+    EXPECT_FALSE(daemon_->call("status")["adopted"].get<bool>());
+    const auto list = daemon_->call("ban.list");
+    ASSERT_EQ(list["bans"].size(), 2U) << list.dump();
+    for (const auto& b : list["bans"]) {
+        if (b["source"] == "203.0.113.0/24") {
+            EXPECT_EQ(b["reason"], "scanner");
+            EXPECT_GT(b["remaining_s"].get<double>(), 590);
+            EXPECT_LE(b["remaining_s"].get<double>(), 600);
+        } else {
+            EXPECT_EQ(b["source"], "198.51.100.0/24");
+            EXPECT_TRUE(b["remaining_s"].is_null()) << "until removed";
+        }
+    }
+    flood("203.0.113.9", 1, 1000, 0.2);
+    const auto stats = daemon_->call("stats");
+    std::uint64_t ban_drops = 0;
+    for (const auto& r : stats["by_reason"])
+        if (r["reason"] == "ban")
+            ban_drops += r["packets"].get<std::uint64_t>();
+    EXPECT_GT(ban_drops, 100U) << "the restored ban is enforced";
+}
+
 TEST_F(BansTest, AHundredThousandBansInBoundedTimeAndAFullMapSaysSo) {
     auto cfg = base_config({{"default", tier(100, 20)}});
     cfg["maps"] = {{"bans", 65536}};
