@@ -84,6 +84,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RL_IF_STATS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct rl_counter);
+} rl_if_stats SEC(".maps");
+
+/* Per-CPU health counters (enum rl_health). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, RL_HEALTH_MAX);
 	__type(key, __u32);
 	__type(value, __u64);

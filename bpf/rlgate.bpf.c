@@ -43,7 +43,8 @@ static __always_inline void rl_health_inc(__u32 which)
 		*v += 1;
 }
 
-static __always_inline void rl_count(__u32 tier, __u32 rule, __u32 reason, __u32 verdict, __u32 bytes)
+static __always_inline void rl_count(__u32 ifindex, __u32 tier, __u32 rule, __u32 reason, __u32 verdict,
+				     __u32 bytes)
 {
 	__u32 idx = rl_stats_index(tier, rule, reason, verdict);
 	struct rl_counter *c = bpf_map_lookup_elem(&rl_stats, &idx);
@@ -51,17 +52,24 @@ static __always_inline void rl_count(__u32 tier, __u32 rule, __u32 reason, __u32
 		c->packets += 1;
 		c->bytes += bytes;
 	}
+	/* The same packet once more, by interface: the two views never need joining. */
+	idx = rl_if_stats_index(ifindex, reason, verdict);
+	c = bpf_map_lookup_elem(&rl_if_stats, &idx);
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
 }
 
 /* Drop verdicts become passes in dry-run; the reason is kept either way. */
-static __always_inline int rl_drop(const struct rl_policy *pol, __u32 tier, __u32 rule, __u32 reason,
-				   __u32 bytes)
+static __always_inline int rl_drop(__u32 ifindex, const struct rl_policy *pol, __u32 tier, __u32 rule,
+				   __u32 reason, __u32 bytes)
 {
 	if (pol->flags & RL_POLICY_DRY_RUN) {
-		rl_count(tier, rule, reason, RL_VERDICT_PASS, bytes);
+		rl_count(ifindex, tier, rule, reason, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}
-	rl_count(tier, rule, reason, RL_VERDICT_DROP, bytes);
+	rl_count(ifindex, tier, rule, reason, RL_VERDICT_DROP, bytes);
 	return XDP_DROP;
 }
 
@@ -371,6 +379,7 @@ SEC("xdp")
 int rl_xdp(struct xdp_md *ctx)
 {
 	__u32 bytes = ctx->data_end - ctx->data;
+	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 zero = 0;
 	struct rl_ctl *ctl = bpf_map_lookup_elem(&rl_ctl, &zero);
 	if (!ctl)
@@ -384,17 +393,17 @@ int rl_xdp(struct xdp_md *ctx)
 	struct rl_pkt pkt;
 	int parsed = rl_parse(ctx, &pkt);
 	if (parsed == RL_PARSE_NON_IP) {
-		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_NON_IP, RL_VERDICT_PASS, bytes);
+		rl_count(ifindex, RL_STATS_TIER_NONE, 0, RL_REASON_NON_IP, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}
 	if (parsed != RL_PARSE_OK) {
 		if (gen && (pol->flags & RL_POLICY_DROP_MALFORMED)) /* dry-run: counted, passed */
-			return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, bytes);
-		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, RL_VERDICT_PASS, bytes);
+			return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, bytes);
+		rl_count(ifindex, RL_STATS_TIER_NONE, 0, RL_REASON_MALFORMED, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}
 	if (!gen) { /* loaded but no policy written yet: pass-through */
-		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
+		rl_count(ifindex, RL_STATS_TIER_NONE, 0, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}
 
@@ -408,7 +417,7 @@ int rl_xdp(struct xdp_md *ctx)
 
 	struct rl_bucket *entry = rl_lookup_or_create(&key);
 	if (!entry)
-		return rl_drop(pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
+		return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
 
 	__u64 now = rl_now_ns();
 	__u32 ban_gen = *(volatile __u32 *)&ctl->ban_gen;
@@ -419,19 +428,19 @@ int rl_xdp(struct xdp_md *ctx)
 	__u32 state = entry->state;
 	if (state == RL_STATE_ALLOWED) {
 		entry->passed++;
-		rl_count(RL_STATS_TIER_NONE, 0, RL_REASON_ALLOW, RL_VERDICT_PASS, bytes);
+		rl_count(ifindex, RL_STATS_TIER_NONE, 0, RL_REASON_ALLOW, RL_VERDICT_PASS, bytes);
 		return XDP_PASS;
 	}
 	if (state == RL_STATE_DENIED) {
 		entry->dropped++;
 		rl_sample_drop(ctl, &pkt, RL_STATS_TIER_NONE, 0, RL_REASON_DENY, now, ctx->ingress_ifindex);
-		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_DENY, bytes);
+		return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, 0, RL_REASON_DENY, bytes);
 	}
 	if (state == RL_STATE_BANNED) {
 		entry->dropped++;
 		entry->window_drops++; /* ban hits */
 		rl_sample_drop(ctl, &pkt, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, now, ctx->ingress_ifindex);
-		return rl_drop(pol, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, bytes);
+		return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, 0, RL_REASON_BAN, bytes);
 	}
 
 	__u32 tier = entry->tier & (RL_MAX_TIERS - 1);
@@ -442,7 +451,7 @@ int rl_xdp(struct xdp_md *ctx)
 		rl_make_bucket_key(&agg_key, pkt.addr, pkt.is_v6, entry->bucket_prefix, rule);
 		bucket = rl_lookup_or_create(&agg_key);
 		if (!bucket)
-			return rl_drop(pol, tier, rule, RL_REASON_MAP_FULL, bytes);
+			return rl_drop(ifindex, pol, tier, rule, RL_REASON_MAP_FULL, bytes);
 		bkey = &agg_key;
 	}
 
@@ -456,7 +465,7 @@ int rl_xdp(struct xdp_md *ctx)
 		if (res == RL_GCRA_EXCEED && !(pol->flags & RL_POLICY_DRY_RUN))
 			rl_autoban_account(ctl, &pol->tiers[tier], bucket, bkey, tier, now,
 					   ctx->ingress_ifindex);
-		return rl_drop(pol, tier, rule, RL_REASON_RATE, bytes);
+		return rl_drop(ifindex, pol, tier, rule, RL_REASON_RATE, bytes);
 	}
 
 	const struct rl_limit *glim = &pol->global;
@@ -465,11 +474,11 @@ int rl_xdp(struct xdp_md *ctx)
 		rl_refund(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, bytes);
 		bucket->dropped++;
 		rl_sample_drop(ctl, &pkt, tier, rule, RL_REASON_GLOBAL, now, ctx->ingress_ifindex);
-		return rl_drop(pol, tier, rule, RL_REASON_GLOBAL, bytes);
+		return rl_drop(ifindex, pol, tier, rule, RL_REASON_GLOBAL, bytes);
 	}
 	bucket->passed++;
 
-	rl_count(tier, rule, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
+	rl_count(ifindex, tier, rule, RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS, bytes);
 	return XDP_PASS;
 }
 

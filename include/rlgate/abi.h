@@ -64,6 +64,16 @@ static inline __u32 rl_stats_index(__u32 tier, __u32 rule, __u32 reason, __u32 v
 	return ((tier * RL_MAX_RULES + rule) * RL_REASON_MAX + reason) * RL_VERDICTS + verdict;
 }
 
+/* Per-interface counters (PERCPU_ARRAY): by interface slot (ifindex modulo
+ * RL_GLOBAL_SLOTS, the slot of the global bucket; the loader refuses two
+ * attached interfaces sharing one), reason and verdict. */
+#define RL_IF_SLOTS 1024
+#define RL_IF_STATS_ENTRIES (RL_IF_SLOTS * RL_REASON_MAX * RL_VERDICTS)
+static inline __u32 rl_if_stats_index(__u32 ifindex, __u32 reason, __u32 verdict)
+{
+	return ((ifindex % RL_IF_SLOTS) * RL_REASON_MAX + reason) * RL_VERDICTS + verdict;
+}
+
 struct rl_counter {
 	__u64 packets;
 	__u64 bytes;
@@ -179,7 +189,7 @@ struct rl_ctl {
 
 /* Bumped whenever a pinned map's layout or meaning changes: a daemon refuses
  * to adopt pinned maps of another version instead of misreading them. */
-#define RL_ABI_VERSION 2
+#define RL_ABI_VERSION 3
 
 /* Bucket map (LRU hash) key: source masked to a prefix, plus the L4 rule.
  * The same map holds classification-cache entries (prefix = cache
@@ -292,6 +302,7 @@ RL_ASSERT(RL_OFFSETOF(struct rl_policy, limits) == 40 + 24 * RL_MAX_TIERS, "rl_p
 RL_ASSERT(sizeof(struct rl_policy) == 40 + 24 * RL_MAX_TIERS + 32 * RL_MAX_TIERS * RL_MAX_RULES,
 	  "rl_policy layout");
 RL_ASSERT(sizeof(struct rl_ctl) == 64, "rl_ctl layout");
+RL_ASSERT(RL_IF_SLOTS == RL_GLOBAL_SLOTS, "interface counters share the global limit's slots");
 RL_ASSERT(RL_OFFSETOF(struct rl_ctl, abi_version) == 32, "rl_ctl.abi_version");
 RL_ASSERT(sizeof(struct rl_bucket_key) == 16, "rl_bucket_key layout");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket_key, prefixlen) == 14, "rl_bucket_key.prefixlen");

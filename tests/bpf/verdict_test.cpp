@@ -390,3 +390,20 @@ TEST_F(XdpTest, BannedEntriesCountTheirBanHitsAcrossRevalidation) {
 
 }  // namespace
 }  // namespace rlgate::testing
+
+namespace rlgate::testing {
+namespace {
+
+TEST_F(XdpTest, InterfaceCountersSeeEveryPacketOnce) {
+    apply(limited_policy(1, 3));
+    EXPECT_EQ(passes(udp_from("192.0.2.1"), 5), 3);
+    // BPF_PROG_TEST_RUN frames arrive on the loopback device (ifindex 1).
+    const auto c = dp_->read_interface_counters(1);
+    EXPECT_EQ(c[RL_REASON_WITHIN_LIMIT][RL_VERDICT_PASS].packets, 3U);
+    EXPECT_EQ(c[RL_REASON_RATE][RL_VERDICT_DROP].packets, 2U);
+    EXPECT_EQ(c[RL_REASON_RATE][RL_VERDICT_DROP].bytes, 2 * build_frame(udp_from("192.0.2.1")).bytes.size());
+    EXPECT_EQ(dp_->read_interface_counters(2)[RL_REASON_RATE][RL_VERDICT_DROP].packets, 0U);
+}
+
+}  // namespace
+}  // namespace rlgate::testing

@@ -556,6 +556,24 @@ Counters Dataplane::read_counters() const {
     return out;
 }
 
+Dataplane::InterfaceCounters Dataplane::read_interface_counters(int ifindex) const {
+    const int ncpu = libbpf_num_possible_cpus();
+    check_bpf(ncpu, "count possible CPUs");
+    const int fd = bpf_map__fd(skel_->maps.rl_if_stats);
+    std::vector<rl_counter> per_cpu(static_cast<std::size_t>(ncpu));
+    InterfaceCounters out{};
+    for (std::uint32_t reason = 0; reason < RL_REASON_MAX; ++reason)
+        for (std::uint32_t verdict = 0; verdict < RL_VERDICTS; ++verdict) {
+            const std::uint32_t idx = rl_if_stats_index(static_cast<std::uint32_t>(ifindex), reason, verdict);
+            check_bpf(bpf_map_lookup_elem(fd, &idx, per_cpu.data()), "read rl_if_stats");
+            for (const auto& c : per_cpu) {
+                out[reason][verdict].packets += c.packets;
+                out[reason][verdict].bytes += c.bytes;
+            }
+        }
+    return out;
+}
+
 void Dataplane::reset_counters() {
     const int ncpu = libbpf_num_possible_cpus();
     check_bpf(ncpu, "count possible CPUs");
@@ -563,6 +581,9 @@ void Dataplane::reset_counters() {
     const int stats_fd = bpf_map__fd(skel_->maps.rl_stats);
     for (std::uint32_t i = 0; i < RL_STATS_ENTRIES; ++i)
         check_bpf(bpf_map_update_elem(stats_fd, &i, zero_counters.data(), BPF_ANY), "reset rl_stats");
+    const int if_fd = bpf_map__fd(skel_->maps.rl_if_stats);
+    for (std::uint32_t i = 0; i < RL_IF_STATS_ENTRIES; ++i)
+        check_bpf(bpf_map_update_elem(if_fd, &i, zero_counters.data(), BPF_ANY), "reset rl_if_stats");
     std::vector<std::uint64_t> zero(static_cast<std::size_t>(ncpu));
     const int health_fd = bpf_map__fd(skel_->maps.rl_health);
     for (std::uint32_t h = 0; h < RL_HEALTH_MAX; ++h)

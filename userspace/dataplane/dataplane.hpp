@@ -116,6 +116,9 @@ public:
     [[nodiscard]] std::vector<BanEntry> list_bans() const;
 
     [[nodiscard]] Counters read_counters() const;
+    // Counters of one interface by [reason][verdict], summed over CPUs.
+    using InterfaceCounters = std::array<std::array<rl_counter, RL_VERDICTS>, RL_REASON_MAX>;
+    [[nodiscard]] InterfaceCounters read_interface_counters(int ifindex) const;
     void reset_counters();
 
     // Drains ring-buffer events; returns how many were handled.
