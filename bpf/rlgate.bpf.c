@@ -224,9 +224,19 @@ static __always_inline void rl_autoban_account(struct rl_ctl *ctl, const struct 
 		.origin = RL_ORIGIN_KERNEL,
 		.tier = tier,
 	};
-	/* NOEXIST: never shorten or overwrite a ban an operator set */
+	/* NOEXIST: never shorten or overwrite a ban an operator set ... */
 	long err = bpf_map_update_elem(&rl_bans, &key, &ban, BPF_NOEXIST);
+	if (err == -17 /* EEXIST */) {
+		/* ... but an expired one, not yet reaped (no daemon running), is replaced. */
+		struct rl_ban_value *old = bpf_map_lookup_elem(&rl_bans, &key);
+		if (old && old->expires_ns && old->expires_ns <= now)
+			err = bpf_map_update_elem(&rl_bans, &key, &ban, BPF_EXIST);
+	}
 	if (err == 0) {
+		/* A new window: if this ban runs out before the old window would
+		 * have, the source can be banned again at the threshold. */
+		bucket->window_start_ns = now;
+		bucket->window_drops = 0;
 		__sync_fetch_and_add(&ctl->ban_gen, 1);
 		rl_health_inc(RL_HEALTH_AUTOBAN);
 		rl_emit_autoban(ctl, bkey, tier, drops, now, tp->autoban_ban_ns, ifindex);
@@ -453,6 +463,10 @@ int rl_xdp(struct xdp_md *ctx)
 		if (!bucket)
 			return rl_drop(ifindex, pol, tier, rule, RL_REASON_MAP_FULL, bytes);
 		bkey = &agg_key;
+		if (bucket->state != RL_STATE_AGGREGATED) { /* label it for rlctl top and bpftool */
+			bucket->state = RL_STATE_AGGREGATED;
+			bucket->tier = tier;
+		}
 	}
 
 	const struct rl_limit *lim = &pol->limits[tier][rule];

@@ -407,3 +407,41 @@ TEST_F(XdpTest, InterfaceCountersSeeEveryPacketOnce) {
 
 }  // namespace
 }  // namespace rlgate::testing
+
+namespace rlgate::testing {
+namespace {
+
+TEST_F(AutoBanTest, AnExpiredBanNobodyReapedIsReplacedByTheNextOne) {
+    auto p = limited_policy(1, 1);
+    p.tiers[0].autoban = {.drops = 2, .window_ns = 10'000'000'000ULL, .ban_ns = 40'000'000ULL};
+    apply(p);
+    EXPECT_EQ(passes(udp_from("198.18.0.1"), 3), 1);
+    ASSERT_EQ(dp_->list_bans().size(), 1U);
+    const auto first = dp_->list_bans()[0].value.created_ns;
+    std::this_thread::sleep_for(70ms);  // expired, still in the map: no daemon reaps here
+    EXPECT_EQ(passes(udp_from("198.18.0.1"), 4), 0) << "limited again, then banned again";
+    const auto bans = dp_->list_bans();
+    ASSERT_EQ(bans.size(), 1U);
+    EXPECT_GT(bans[0].value.created_ns, first) << "a fresh ban, not blocked by the expired one";
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_AUTOBAN], 2U);
+    EXPECT_EQ(run(udp_from("198.18.0.1")), XDP_DROP);
+    EXPECT_EQ(count(RL_REASON_RATE, RL_VERDICT_DROP), 2U + 2U) << "two drops reach the threshold each time";
+    EXPECT_EQ(count(RL_REASON_BAN, RL_VERDICT_DROP), 3U) << "then the ban drops";
+}
+
+TEST_F(XdpTest, AggregatedBucketsCarryTheirTier) {
+    auto p = limited_policy(1000, 1000);
+    p.tiers.push_back({.name = "carrier", .limit = {.packets_per_sec = 10, .burst_packets = 10}, .prefix_v4 = 24});
+    p.members.push_back({*Cidr::parse("100.64.0.0/16"), "carrier"});
+    apply(p);
+    EXPECT_EQ(passes(udp_from("100.64.7.1"), 3), 3);
+    EXPECT_EQ(passes(udp_from("100.64.7.2"), 3), 3);
+    const auto agg = dp_->lookup_bucket(bucket_key(*IpAddress::parse("100.64.7.0"), 96 + 24, 0));
+    ASSERT_TRUE(agg);
+    EXPECT_EQ(agg->state, RL_STATE_AGGREGATED);
+    EXPECT_EQ(agg->tier, 1);
+    EXPECT_EQ(agg->passed, 6U);
+}
+
+}  // namespace
+}  // namespace rlgate::testing

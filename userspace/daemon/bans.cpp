@@ -482,7 +482,7 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
     auto [it, inserted] = l7_budgets_.try_emplace(peer, config_.bans.l7_reports_per_sec, config_.bans.l7_burst);
     const auto mono = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     if (!it->second.try_take(mono))
-        throw ProtocolError("rate_limited", "too many reports: at most " + std::to_string(config_.bans.l7_reports_per_sec) +
+        throw ProtocolError(code::rate_limited, "too many reports: at most " + std::to_string(config_.bans.l7_reports_per_sec) +
                                                 "/s (burst " + std::to_string(config_.bans.l7_burst) + ")");
     const auto prefix = parse_prefix(control::arg_string(req.args, "source"));
     if (prefix.prefix128() < (prefix.address.v4 ? 96U + 24U : 48U))

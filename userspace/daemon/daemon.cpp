@@ -198,6 +198,13 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
              next.maps.bans != config_.maps.bans,
          "maps (sizes need `rlgated --cleanup`, which drops buckets and bans, and a restart)");
     keep(next.events.per_sec != config_.events.per_sec || next.events.burst != config_.events.burst, "events");
+    keep(next.daemon.escalation_socket != config_.daemon.escalation_socket ||
+             next.daemon.escalation_group != config_.daemon.escalation_group,
+         "daemon.escalation_socket/escalation_group");
+    keep(next.bans.violation_log_path != config_.bans.violation_log_path, "bans.violation_log.path");
+    next.daemon.escalation_socket = config_.daemon.escalation_socket;
+    next.daemon.escalation_group = config_.daemon.escalation_group;
+    next.bans.violation_log_path = config_.bans.violation_log_path;
     next.daemon.pin_dir = config_.daemon.pin_dir;
     next.daemon.socket_path = config_.daemon.socket_path;
     next.daemon.state_dir = config_.daemon.state_dir;
@@ -216,6 +223,7 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     }
     config_ = std::move(next);
     policy_source_ = source;
+    l7_budgets_.clear();  // report budgets follow the new bans.l7_* settings
     for (auto& e : reconcile_interfaces())
         out.warnings.push_back(std::move(e));
     out.ok = true;

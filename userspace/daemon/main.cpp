@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// rlgated: the rlgate daemon. See docs/operations.md and `rlgated --help`.
+// rlgated: the rlgate daemon. See README.md, docs/config.md and `rlgated --help`.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
     app.add_flag("--check", check, "validate the config file and exit");
     app.add_flag("--cleanup", cleanup,
-                 "detach every interface and remove the pinned maps and links (drops all buckets and bans), then exit");
+                 "detach every interface and remove the pinned maps and links, then exit (buckets and counters are "
+                 "lost; bans come back from state_dir/bans.json at the next start)");
     app.set_version_flag("--version", RLGATE_VERSION);
     CLI11_PARSE(app, argc, argv);
     if (!log_level.empty())

@@ -570,6 +570,11 @@ Config Parser::parse(std::string_view text) {
         parse_interfaces(root["interfaces"], cfg);
     if (root.contains("daemon"))
         parse_daemon(root["daemon"], cfg.daemon);
+    // The escalation socket lives next to the control socket unless placed elsewhere.
+    if (!(root.contains("daemon") && root["daemon"].contains("escalation_socket"))) {
+        const auto slash = cfg.daemon.socket_path.rfind('/');
+        cfg.daemon.escalation_socket = cfg.daemon.socket_path.substr(0, slash) + "/escalate.sock";
+    }
     if (root.contains("maps"))
         parse_maps(root["maps"], cfg.maps);
     if (root.contains("events"))

@@ -33,6 +33,7 @@ inline constexpr const char* invalid_argument = "invalid_argument";
 inline constexpr const char* invalid_config = "invalid_config";
 inline constexpr const char* not_found = "not_found";
 inline constexpr const char* failed = "failed";
+inline constexpr const char* rate_limited = "rate_limited";  // escalation socket: too many reports
 }  // namespace code
 
 // A request that cannot be served; becomes an error reply.
