@@ -187,6 +187,7 @@ void Daemon::schedule_ban_sync() {
 }
 
 void Daemon::log_violation(const bans::Violation& v) {
+    ++violations_total_[v.origin];
     if (config_.bans.violation_log_format == "json") {
         const json j{{"type", "violation"},  {"time", iso8601_ms(v.time_ms)}, {"source", v.source.to_string()},
                      {"origin", v.origin},   {"tier", v.tier},                {"rule", v.rule},
@@ -477,8 +478,13 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
         reply(control::make_result(req.id, {{"version", RLGATE_VERSION}, {"protocol", control::kProtocolVersion}}));
         return;
     }
+    if (req.command == "report") {  // rlgate-l7's decision counts and Redis health
+        handle_l7_report(req.args);
+        reply(control::make_result(req.id, {{"accepted", true}}));
+        return;
+    }
     if (req.command != "escalate")
-        throw ProtocolError(code::unknown_command, "the escalation socket serves only \"escalate\"");
+        throw ProtocolError(code::unknown_command, "the escalation socket serves only \"escalate\" and \"report\"");
     auto [it, inserted] = l7_budgets_.try_emplace(peer, config_.bans.l7_reports_per_sec, config_.bans.l7_burst);
     const auto mono = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     if (!it->second.try_take(mono))

@@ -114,6 +114,10 @@ void Daemon::handle(const control::Request& req, ControlServer::Reply reply, std
         result = cmd_detach(req.args);
     else if (c.starts_with("ban."))
         result = cmd_ban(c, req.args);
+    else if (c == "alerts")
+        result = cmd_alerts();
+    else if (c == "insights")
+        result = cmd_insights();
     else
         throw ProtocolError(code::unknown_command, "unknown command '" + c + "' (rlctl and rlgated versions differ?)");
     reply(control::make_result(req.id, std::move(result)));

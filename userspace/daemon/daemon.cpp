@@ -126,6 +126,12 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
             handle(req, std::move(reply), std::move(subscribe));
         });
     open_escalation_socket();
+    try {
+        open_admin();
+    } catch (const std::exception& e) {
+        throw StartupError(e.what());
+    }
+    start_alerts();
     spdlog::info("policy generation {} in force ({} maps {})", first.generation, dataplane_->adopted() ? "adopted" : "new",
                  config_.daemon.pin_dir);
 }
@@ -180,6 +186,7 @@ Daemon::ReloadOutcome Daemon::reload_from_file(const std::string& trigger) {
                       dataplane_->policy_generation(), e.what());
     }
     last_reload_ = out;
+    ++(out.ok ? reloads_ok_ : reloads_rejected_);
     notify_systemd("READY=1\nSTATUS=enforcing policy generation " + std::to_string(dataplane_->policy_generation()));
     return out;
 }
@@ -221,9 +228,15 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
         base_policy_ = old_base;
         throw;
     }
+    keep(next.admin.listen != config_.admin.listen || next.admin.token != config_.admin.token ||
+             next.admin.max_connections != config_.admin.max_connections,
+         "admin");
+    next.admin = config_.admin;
     config_ = std::move(next);
     policy_source_ = source;
     l7_budgets_.clear();  // report budgets follow the new bans.l7_* settings
+    if (alert_engine_)
+        alert_engine_->replace_rules(config_.alerts.rules);
     for (auto& e : reconcile_interfaces())
         out.warnings.push_back(std::move(e));
     out.ok = true;
@@ -391,6 +404,15 @@ void Daemon::sample_counters() {
     try {
         previous_ = std::move(latest_);
         latest_ = CounterSample{std::chrono::steady_clock::now(), dataplane_->read_counters()};
+        TotalsSample t{latest_->at, 0, 0};
+        for (const auto& [k, v] : latest_->counters.entries)
+            (k.verdict == RL_VERDICT_DROP ? t.dropped : t.passed) += v.packets;
+        totals_.push_back(t);
+        while (totals_.size() > 3700)  // an hour of one-second samples
+            totals_.pop_front();
+        if (ticks_++ % 10 == 0)
+            fill_cache_ = dataplane_->map_fill();
+        evaluate_alerts();
     } catch (const std::exception& e) {
         spdlog::error("reading counters: {}", e.what());
     }

@@ -6,6 +6,7 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <deque>
 #include <spdlog/logger.h>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,7 +19,10 @@
 #include "core/ratelimit/token_bucket.hpp"
 #include "core/config/overlay.hpp"
 #include "core/control/protocol.hpp"
+#include "core/alerts/alert_engine.hpp"
+#include "daemon/admin_server.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/webhook_sender.hpp"
 #include "dataplane/dataplane.hpp"
 
 namespace rlgate::daemon {
@@ -115,6 +119,17 @@ private:
     };
     BanResult ban(const net::Cidr& prefix, std::uint64_t ttl_ns, const std::string& origin, const std::string& reason);
     [[nodiscard]] std::int64_t now_ms() const;
+
+    // Observability (observability.cpp)
+    void open_admin();
+    void handle_http(const HttpRequest& req, AdminServer::Reply reply);
+    [[nodiscard]] std::string metrics_text() const;
+    void start_alerts();
+    void evaluate_alerts();
+    void notify(const alerts::Notification& n);
+    nlohmann::json cmd_alerts() const;
+    nlohmann::json cmd_insights() const;
+    void handle_l7_report(const nlohmann::json& args);
     nlohmann::json event_json(const rl_event& ev) const;
     nlohmann::json outcome_json(const ReloadOutcome& o) const;
 
@@ -139,6 +154,22 @@ private:
     std::shared_ptr<spdlog::logger> violation_log_;
     std::unique_ptr<ControlServer> escalation_;
     std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer
+    std::unique_ptr<AdminServer> admin_;
+    std::unique_ptr<alerts::AlertEngine> alert_engine_;
+    std::vector<std::shared_ptr<WebhookSender>> webhooks_;
+    std::deque<alerts::Notification> recent_alerts_;  // newest last, bounded
+    struct TotalsSample {
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t passed = 0, dropped = 0;
+    };
+    std::deque<TotalsSample> totals_;  // one per second, for windowed ratios
+    std::vector<Dataplane::MapFill> fill_cache_;  // refreshed in the background: scrapes never count 1M entries
+    unsigned ticks_ = 0;
+    std::uint64_t reloads_ok_ = 0, reloads_rejected_ = 0;
+    std::map<std::string, std::uint64_t> violations_total_;  // by origin
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> l7_decisions_;  // tier, endpoint, verdict
+    std::optional<bool> l7_redis_up_;
+    std::chrono::steady_clock::time_point l7_report_at_{};
     std::chrono::steady_clock::time_point started_;
     std::chrono::system_clock::time_point started_wall_;
 

@@ -396,6 +396,17 @@ void Dataplane::detach(const std::string& ifname) {
     spdlog::info("detached XDP from {}", ifname);
 }
 
+bool Dataplane::link_alive(const std::string& ifname) const {
+    const auto it = attachments_.find(ifname);
+    if (it == attachments_.end())
+        return false;
+    bpf_link_info info{};
+    std::uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(it->second.link.get(), &info, &len) != 0)
+        return false;
+    return info.xdp.ifindex != 0;
+}
+
 std::map<std::string, AttachMode> Dataplane::attachments() const {
     std::map<std::string, AttachMode> out;
     for (const auto& [name, a] : attachments_)

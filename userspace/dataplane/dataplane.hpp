@@ -92,6 +92,8 @@ public:
     AttachMode attach(const std::string& ifname, AttachMode mode);
     void detach(const std::string& ifname);
     [[nodiscard]] std::map<std::string, AttachMode> attachments() const;
+    // False when the link of `ifname` no longer reaches an interface (deleted, moved).
+    [[nodiscard]] bool link_alive(const std::string& ifname) const;
 
     // True when the maps were adopted from pin_dir rather than created.
     [[nodiscard]] bool adopted() const { return adopted_; }

@@ -121,6 +121,9 @@ private:
     void parse_maps(const Json& v, MapSizes& out) const;
     void parse_events(const Json& v, EventBudget& out) const;
     void parse_bans(const Json& v, BanSettings& out) const;
+    void parse_admin(const Json& v, AdminSettings& out) const;
+    void parse_alerts(const Json& v, AlertSettings& out) const;
+    double get_number(const Json& v, const std::string& path) const;
     void parse_tiers(const Json& v, policy::Policy& out) const;
     void parse_rules(const Json& v, policy::Policy& out) const;
     std::vector<net::Cidr> parse_cidr_list(const Json& v, const std::string& path) const;
@@ -388,6 +391,119 @@ void Parser::parse_bans(const Json& v, BanSettings& out) const {
     }
 }
 
+double Parser::get_number(const Json& v, const std::string& path) const {
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+        fail(path, "expected a non-negative number");
+    return v.get<double>();
+}
+
+void Parser::parse_admin(const Json& v, AdminSettings& out) const {
+    expect_object(v, "admin", {"listen", "token", "max_connections"});
+    if (v.contains("listen")) {
+        out.listen = get_string(v["listen"], "admin.listen");
+        if (!out.listen.empty()) {
+            const auto colon = out.listen.rfind(':');
+            std::uint64_t port = 0;
+            const auto port_text = colon == std::string::npos ? std::string_view{} : std::string_view(out.listen).substr(colon + 1);
+            const auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+            if (colon == std::string::npos || colon == 0 || ec != std::errc{} || p != port_text.data() + port_text.size() ||
+                port > 65535)
+                fail("admin.listen", in_quotes(out.listen) + " is not host:port (e.g. \"127.0.0.1:9477\", \"[::1]:9477\")");
+        }
+    }
+    if (v.contains("token")) {
+        out.token = get_string(v["token"], "admin.token");
+        if (!out.token.empty() && out.token.size() < 16)
+            fail("admin.token", "at least 16 characters");
+        for (char c : out.token)
+            if (c <= ' ' || c > '~')
+                fail("admin.token", "printable ASCII without spaces only");
+    }
+    if (v.contains("max_connections"))
+        out.max_connections = static_cast<std::uint32_t>(get_uint_in(v["max_connections"], "admin.max_connections", 4, 10'000));
+    const auto host = out.listen.substr(0, out.listen.rfind(':'));
+    const bool loopback = host == "127.0.0.1" || host == "[::1]" || host == "localhost" || host.starts_with("127.");
+    if (!out.listen.empty() && !loopback && out.token.empty())
+        fail("admin.token", "required when admin.listen is not on loopback (" + out.listen + ")");
+}
+
+void Parser::parse_alerts(const Json& v, AlertSettings& out) const {
+    expect_object(v, "alerts", {"rules", "webhooks", "queue", "max_backoff"});
+    if (v.contains("rules")) {
+        const auto& rules = get_array(v["rules"], "alerts.rules");
+        std::set<std::string> names;
+        for (std::size_t i = 0; i < rules.size(); ++i) {
+            const auto path = at_index("alerts.rules", i);
+            const auto& r = rules[i];
+            expect_object(r, path, {"name", "type", "above", "clear_below", "for", "window", "map"});
+            AlertRule rule;
+            if (!r.contains("name"))
+                fail(path + ".name", "required");
+            rule.name = get_string(r["name"], path + ".name");
+            if (rule.name.empty() || !names.insert(rule.name).second)
+                fail(path + ".name", "must be a unique, non-empty name");
+            if (!r.contains("type"))
+                fail(path + ".type", "required");
+            const auto type = get_string(r["type"], path + ".type");
+            static constexpr std::pair<std::string_view, AlertType> kTypes[] = {
+                {"drop_ratio", AlertType::drop_ratio},           {"ban_rate", AlertType::ban_rate},
+                {"map_fill", AlertType::map_fill},               {"repeat_offender", AlertType::repeat_offender},
+                {"program_detached", AlertType::program_detached}, {"l7_redis_down", AlertType::l7_redis_down}};
+            const auto* found = std::find_if(std::begin(kTypes), std::end(kTypes), [&](const auto& t) { return t.first == type; });
+            if (found == std::end(kTypes))
+                fail(path + ".type", in_quotes(type) +
+                                         " is not drop_ratio, ban_rate, map_fill, repeat_offender, program_detached or l7_redis_down");
+            rule.type = found->second;
+            const bool boolean = rule.type == AlertType::program_detached || rule.type == AlertType::l7_redis_down;
+            if (r.contains("above"))
+                rule.above = get_number(r["above"], path + ".above");
+            else if (!boolean)
+                fail(path + ".above", "required for " + type);
+            if ((rule.type == AlertType::drop_ratio || rule.type == AlertType::map_fill) && rule.above > 1)
+                fail(path + ".above", "a ratio: 0..1 (0.8 = 80%)");
+            rule.clear_below = r.contains("clear_below") ? get_number(r["clear_below"], path + ".clear_below") : rule.above;
+            if (rule.clear_below > rule.above)
+                fail(path + ".clear_below", "must not exceed above");
+            rule.for_ns = 0;
+            if (r.contains("for")) {
+                const auto& f = r["for"];
+                rule.for_ns = f.is_string() && f.get<std::string>() == "0s" ? 0 : get_duration(f, path + ".for");
+            }
+            if (r.contains("window"))
+                rule.window_ns = get_duration(r["window"], path + ".window");
+            if (rule.type == AlertType::map_fill) {
+                rule.map = r.contains("map") ? get_string(r["map"], path + ".map") : "rl_buckets";
+                if (rule.map != "rl_buckets" && rule.map != "rl_bans" && rule.map != "rl_class")
+                    fail(path + ".map", "rl_buckets, rl_bans or rl_class");
+            } else if (r.contains("map")) {
+                fail(path + ".map", "only for map_fill");
+            }
+            out.rules.push_back(std::move(rule));
+        }
+    }
+    if (v.contains("webhooks")) {
+        const auto& hooks = get_array(v["webhooks"], "alerts.webhooks");
+        for (std::size_t i = 0; i < hooks.size(); ++i) {
+            const auto path = at_index("alerts.webhooks", i);
+            const auto& h = hooks[i];
+            expect_object(h, path, {"url", "timeout"});
+            if (!h.contains("url"))
+                fail(path + ".url", "required");
+            std::string err;
+            auto hook = parse_webhook_url(get_string(h["url"], path + ".url"), &err);
+            if (!hook)
+                fail(path + ".url", err);
+            if (h.contains("timeout"))
+                hook->timeout_ns = get_duration(h["timeout"], path + ".timeout");
+            out.webhooks.push_back(std::move(*hook));
+        }
+    }
+    if (v.contains("queue"))
+        out.queue = static_cast<std::uint32_t>(get_uint_in(v["queue"], "alerts.queue", 1, 1'000'000));
+    if (v.contains("max_backoff"))
+        out.max_backoff_ns = get_duration(v["max_backoff"], "alerts.max_backoff");
+}
+
 void Parser::check_limit(const policy::RateLimit& limit, const std::string& path) const {
     try {
         (void)policy::to_gcra_limit(limit, path);
@@ -562,8 +678,8 @@ std::vector<net::Cidr> Parser::parse_cidr_list(const Json& v, const std::string&
 Config Parser::parse(std::string_view text) {
     const Json root = parse_json(text);
     expect_object(root, "",
-                  {"interfaces", "daemon", "maps", "events", "bans", "dry_run", "drop_malformed", "default_tier",
-                   "tiers", "rules", "allow", "deny", "global"});
+                  {"interfaces", "daemon", "maps", "events", "bans", "admin", "alerts", "dry_run", "drop_malformed",
+                   "default_tier", "tiers", "rules", "allow", "deny", "global"});
     Config cfg;
     auto& p = cfg.policy;
     if (root.contains("interfaces"))
@@ -581,6 +697,10 @@ Config Parser::parse(std::string_view text) {
         parse_events(root["events"], cfg.events);
     if (root.contains("bans"))
         parse_bans(root["bans"], cfg.bans);
+    if (root.contains("admin"))
+        parse_admin(root["admin"], cfg.admin);
+    if (root.contains("alerts"))
+        parse_alerts(root["alerts"], cfg.alerts);
     if (root.contains("dry_run"))
         p.dry_run = get_bool(root["dry_run"], "dry_run");
     if (root.contains("drop_malformed"))
@@ -629,6 +749,55 @@ ConfigError::ConfigError(std::string file, std::string field, std::string reason
       file_(std::move(file)),
       field_(std::move(field)),
       reason_(std::move(reason)) {}
+
+const char* to_string(AlertType t) {
+    switch (t) {
+    case AlertType::drop_ratio: return "drop_ratio";
+    case AlertType::ban_rate: return "ban_rate";
+    case AlertType::map_fill: return "map_fill";
+    case AlertType::repeat_offender: return "repeat_offender";
+    case AlertType::program_detached: return "program_detached";
+    case AlertType::l7_redis_down: return "l7_redis_down";
+    }
+    return "?";
+}
+
+std::optional<Webhook> parse_webhook_url(std::string_view url, std::string* error) {
+    auto bad = [&](const std::string& why) -> std::optional<Webhook> {
+        if (error)
+            *error = why;
+        return std::nullopt;
+    };
+    if (url.starts_with("https://"))
+        return bad("https is not supported: point the webhook at a local relay (http://127.0.0.1:PORT/...)");
+    if (!url.starts_with("http://"))
+        return bad("expected an http:// URL");
+    Webhook h;
+    h.url = std::string(url);
+    auto rest = url.substr(7);
+    const auto slash = rest.find('/');
+    auto authority = rest.substr(0, slash);
+    h.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+    // host, host:port, [v6], [v6]:port
+    const auto bracket = authority.find(']');
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos && (bracket == std::string_view::npos ? authority.find(':') == colon : colon > bracket)) {
+        std::uint64_t port = 0;
+        const auto p = authority.substr(colon + 1);
+        const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+        if (ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535)
+            return bad("bad port in " + std::string(url));
+        h.port = static_cast<std::uint16_t>(port);
+        authority = authority.substr(0, colon);
+    }
+    if (authority.empty())
+        return bad("no host in " + std::string(url));
+    h.host = std::string(authority);
+    for (char c : h.path)
+        if (c <= ' ' || c == 0x7f)
+            return bad("the path must not contain spaces or control characters");
+    return h;
+}
 
 Config parse_config(std::string_view text, const std::string& file) {
     return Parser(file).parse(text);

@@ -56,14 +56,56 @@ struct EventBudget {
     std::uint32_t burst = 100;
 };
 
+// The admin HTTP listener: /metrics, the JSON API and the dashboard.
+struct AdminSettings {
+    std::string listen = "127.0.0.1:9477";  // host:port; empty: off; port 0: any free port
+    std::string token;                        // bearer token; required when not on loopback
+    std::uint32_t max_connections = 64;
+};
+
+enum class AlertType { drop_ratio, ban_rate, map_fill, repeat_offender, program_detached, l7_redis_down };
+
+struct AlertRule {
+    std::string name;
+    AlertType type = AlertType::drop_ratio;
+    double above = 0;        // fires when the value exceeds this ...
+    double clear_below = 0;  // ... and clears below this (hysteresis; default: `above`)
+    std::uint64_t for_ns = 60'000'000'000ULL;     // ... for this long, both ways
+    std::uint64_t window_ns = 60'000'000'000ULL;  // the value is measured over this window
+    std::string map;  // map_fill: rl_buckets | rl_bans | rl_class
+    bool operator==(const AlertRule&) const = default;
+};
+
+struct Webhook {
+    std::string host;  // http only: a local relay handles TLS
+    std::uint16_t port = 80;
+    std::string path = "/";
+    std::string url;
+    std::uint64_t timeout_ns = 5'000'000'000ULL;
+    bool operator==(const Webhook&) const = default;
+};
+
+struct AlertSettings {
+    std::vector<AlertRule> rules;
+    std::vector<Webhook> webhooks;
+    std::uint32_t queue = 1000;  // notifications waiting per webhook; the oldest go first when full
+    std::uint64_t max_backoff_ns = 60'000'000'000ULL;
+};
+
 struct Config {
     std::vector<InterfaceConfig> interfaces;
     DaemonSettings daemon;
     MapSizes maps;
     EventBudget events;
     BanSettings bans;
+    AdminSettings admin;
+    AlertSettings alerts;
     policy::Policy policy;
 };
+
+const char* to_string(AlertType t);
+// "http://host:port/path" -> Webhook; nullopt with `error` set otherwise.
+std::optional<Webhook> parse_webhook_url(std::string_view url, std::string* error);
 
 // Rejection of a config file: which file, which field (a dotted path such as
 // "tiers.free.pps" or "rules[2].ports"), and why. Syntax errors carry the
