@@ -217,7 +217,26 @@ json Daemon::cmd_stats() const {
     for (std::uint32_t h = 0; h < RL_HEALTH_MAX; ++h)
         health[std::string(stats::health_name(h))] = now.health[h];
     auto sum_json = [](const Sum& s) { return json{{"packets", s.packets}, {"bytes", s.bytes}, {"pps", s.pps}}; };
+    json interfaces = json::array();
+    for (const auto& [name, mode] : dataplane_->attachments()) {
+        const auto ifindex = if_nametoindex(name.c_str());
+        if (!ifindex)
+            continue;
+        const auto c = dataplane_->read_interface_counters(static_cast<int>(ifindex));
+        json rows = json::array();
+        for (std::uint32_t r = 0; r < RL_REASON_MAX; ++r)
+            for (std::uint32_t v = 0; v < RL_VERDICTS; ++v)
+                if (c[r][v].packets)
+                    rows.push_back({{"reason", stats::reason_name(r)}, {"verdict", stats::verdict_name(v)},
+                                    {"packets", c[r][v].packets}, {"bytes", c[r][v].bytes}});
+        interfaces.push_back({{"name", name}, {"by_reason", rows}});
+    }
+    json l7 = json::array();
+    for (const auto& [k, n] : l7_decisions_)
+        l7.push_back({{"tier", std::get<0>(k)}, {"endpoint", std::get<1>(k)}, {"verdict", std::get<2>(k)}, {"count", n}});
     return {{"interval_s", dt},
+            {"interfaces", interfaces},
+            {"l7_decisions", l7},
             {"dry_run", effective_.dry_run},
             {"passed", sum_json(passed)},
             {"dropped", sum_json(dropped)},

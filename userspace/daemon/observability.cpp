@@ -108,25 +108,18 @@ void Daemon::handle_http(const HttpRequest& req, AdminServer::Reply reply) {
 std::string Daemon::metrics_text() const {
     Exposition m;
     const auto counters = dataplane_->read_counters();
-    m.family("rlgate_packets_total", "counter", "Packets seen by the XDP program, by tier, L4 rule, reason and verdict.");
-    for (const auto& [k, v] : counters.entries) {
-        const bool classified = k.tier < tier_names_.size();
-        m.sample("rlgate_packets_total",
-                 {{"tier", classified ? tier_names_[k.tier] : "none"},
-                  {"rule", classified && k.rule < rule_names_.size() ? rule_names_[k.rule] : "none"},
-                  {"reason", std::string(stats::reason_name(k.reason))},
-                  {"verdict", std::string(stats::verdict_name(k.verdict))}},
-                 v.packets);
-    }
-    m.family("rlgate_bytes_total", "counter", "Bytes seen by the XDP program, by tier, L4 rule, reason and verdict.");
-    for (const auto& [k, v] : counters.entries) {
-        const bool classified = k.tier < tier_names_.size();
-        m.sample("rlgate_bytes_total",
-                 {{"tier", classified ? tier_names_[k.tier] : "none"},
-                  {"rule", classified && k.rule < rule_names_.size() ? rule_names_[k.rule] : "none"},
-                  {"reason", std::string(stats::reason_name(k.reason))},
-                  {"verdict", std::string(stats::verdict_name(k.verdict))}},
-                 v.bytes);
+    for (const char* unit : {"packets", "bytes"}) {
+        const std::string name = std::string("rlgate_") + unit + "_total";
+        m.family(name, "counter", std::string(unit) + " seen by the XDP program, by tier, L4 rule, reason and verdict.");
+        for (const auto& [k, v] : counters.entries) {
+            const bool classified = k.tier < tier_names_.size();
+            m.sample(name,
+                     {{"tier", classified ? tier_names_[k.tier] : "none"},
+                      {"rule", classified && k.rule < rule_names_.size() ? rule_names_[k.rule] : "none"},
+                      {"reason", std::string(stats::reason_name(k.reason))},
+                      {"verdict", std::string(stats::verdict_name(k.verdict))}},
+                     unit[0] == 'p' ? v.packets : v.bytes);
+        }
     }
     const auto attachments = dataplane_->attachments();
     std::vector<std::pair<std::string, Dataplane::InterfaceCounters>> per_if;
