@@ -129,6 +129,8 @@ int main(int argc, char** argv) {
     events->add_flag("-f,--follow", follow, "keep streaming (the default; for symmetry with tail)");
     events->add_option("--count", max_events, "stop after this many events");
     events->add_option("--for", quiet_ms, "stop after this many ms without an event");
+    auto* alerts = app.add_subcommand("alerts", "alert rules, what fires now, recent notifications, webhooks");
+    auto* insights = app.add_subcommand("insights", "tuning advice: limits hit often or never, top offenders");
     auto* version = app.add_subcommand("version", "versions of rlctl and rlgated");
 
     try {
@@ -303,6 +305,10 @@ int main(int argc, char** argv) {
             if (!cidr.empty())
                 args["cidr"] = cidr;
             print(g, client.call("ban.history", args), rlgate::cli::render_violations);
+        } else if (alerts->parsed()) {
+            print(g, client.call("alerts"), rlgate::cli::render_alerts);
+        } else if (insights->parsed()) {
+            print(g, client.call("insights"), rlgate::cli::render_insights);
         } else if (events->parsed()) {
             (void)follow;
             client.call("events.subscribe");

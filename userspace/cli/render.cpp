@@ -201,6 +201,63 @@ void render_violations(const json& r, std::ostream& out) {
         t.print(out);
 }
 
+void render_alerts(const json& r, std::ostream& out) {
+    Table t({"ALERT", "TYPE", "STATE", "VALUE", "SUBJECT", "SINCE"});
+    for (const auto& a : field(r, "alerts")) {
+        char value[32];
+        std::snprintf(value, sizeof value, "%.3g", num(a, "value"));
+        t.add({str(a, "name"), str(a, "type"), str(a, "state"), value, str(a, "subject", "").empty() ? "-" : str(a, "subject"),
+               str(a, "since")});
+    }
+    if (t.empty())
+        out << "no alert rules configured (config: alerts.rules)\n";
+    else
+        t.print(out);
+    Table recent({"TIME", "ALERT", "STATUS", "VALUE", "SUBJECT"});
+    for (const auto& n : field(r, "recent")) {
+        char value[32];
+        std::snprintf(value, sizeof value, "%.3g", num(n, "value"));
+        recent.add({str(n, "at"), str(n, "alert"), str(n, "status"), value, str(n, "subject", "").empty() ? "-" : str(n, "subject")});
+    }
+    if (!recent.empty()) {
+        out << "\n";
+        recent.print(out);
+    }
+    Table hooks({"WEBHOOK", "WAITING", "DELIVERED", "FAILED ATTEMPTS", "DROPPED"});
+    for (const auto& w : field(r, "webhooks"))
+        hooks.add({str(w, "url"), str(w, "waiting"), str(w, "delivered"), str(w, "failed_attempts"), str(w, "dropped")});
+    if (!hooks.empty()) {
+        out << "\n";
+        hooks.print(out);
+    }
+}
+
+void render_insights(const json& r, std::ostream& out) {
+    Table t({"TIER", "RULE", "LIMITED", "PASSED", "SHARE", "ADVICE"});
+    for (const auto& i : field(r, "limits")) {
+        char share[16];
+        std::snprintf(share, sizeof share, "%.1f%%", 100 * num(i, "limited_share"));
+        t.add({str(i, "tier"), str(i, "rule"), human_count(num(i, "limited")), human_count(num(i, "passed")), share,
+               str(i, "advice")});
+    }
+    if (t.empty())
+        out << "no limit stands out yet (needs at least 100 packets per tier and rule)\n";
+    else
+        t.print(out);
+    Table o({"SOURCE", "VIOLATIONS"});
+    for (const auto& c : field(r, "top_offenders"))
+        o.add({str(c, "source"), str(c, "violations")});
+    if (!o.empty()) {
+        out << "\ntop offenders\n";
+        o.print(out);
+    }
+    std::string idle;
+    for (const auto& tname : field(r, "idle_tiers"))
+        idle += (idle.empty() ? "" : ", ") + tname.get<std::string>();
+    if (!idle.empty())
+        out << "\ntiers without traffic: " << idle << "\n";
+}
+
 void render_event(const json& e, std::ostream& out) {
     out << str(e, "time") << "  " << str(e, "event") << "  " << str(e, "source") << "  reason=" << str(e, "reason")
         << " tier=" << str(e, "tier") << " rule=" << str(e, "rule") << " if=" << str(e, "interface");

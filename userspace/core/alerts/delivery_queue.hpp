@@ -17,10 +17,9 @@ public:
         : capacity_(std::max<std::size_t>(1, capacity)), max_backoff_ms_(max_backoff_ms) {}
 
     void push(std::string payload) {
-        if (items_.size() == capacity_) {
+        if (items_.size() == capacity_) {  // the receiver is still down: its backoff goes on
             items_.pop_front();
             ++dropped_;
-            attempts_ = 0;
         }
         items_.push_back(std::move(payload));
     }
