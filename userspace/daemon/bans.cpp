@@ -238,7 +238,7 @@ void Daemon::sync_bans(bool force) {
                 const auto earlier = ban_book_.offences_since(
                     b.prefix, rec.created_ms - static_cast<std::int64_t>(rule.memory_ns / 1'000'000));
                 const auto ban_ns = bans::escalated_ban_ns(rule, earlier);
-                if (v.expires_ns && v.expires_ns - v.created_ns != ban_ns) {
+                if (v.expires_ns && v.expires_ns - v.created_ns < ban_ns) {  // lengthen, never shorten
                     rl_ban_value longer = v;
                     longer.expires_ns = v.created_ns + ban_ns;
                     dataplane_->put_ban(b.prefix, longer);
@@ -326,7 +326,8 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
             if (e.value.state != RL_STATE_BANNED)
                 continue;
             const auto src = stats::source_of(e.key);
-            for (unsigned len : lengths) {
+            for (auto it_len = lengths.rbegin(); it_len != lengths.rend(); ++it_len) {  // most specific first, as the kernel
+                const unsigned len = *it_len;
                 if (len > src.prefix128())
                     continue;
                 net::Cidr c{net::mask_address(src.address, len), src.address.v4 ? len - 96 : len};
@@ -464,8 +465,8 @@ void Daemon::open_escalation_socket() {
     try {
         escalation_ = std::make_unique<ControlServer>(
             io_, path,
-            [this](const control::Request& req, ControlServer::Reply reply, std::function<void()>) {
-                handle_escalation(req, std::move(reply), "l7");
+            [this](const control::Request& req, ControlServer::Reply reply, std::function<void()>, const ucred& peer) {
+                handle_escalation(req, std::move(reply), "uid " + std::to_string(peer.uid));  // one budget per user
             },
             admit, gid >= 0 ? 0660U : 0600U, gid);
     } catch (const std::exception& e) {

@@ -20,7 +20,8 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
 public:
     ControlSession(ControlServer& server, local::socket socket) : server_(server), socket_(std::move(socket)) {}
 
-    void start(bool admitted, const std::string& refusal) {
+    void start(bool admitted, const std::string& refusal, const ucred& peer) {
+        peer_ = peer;
         if (!admitted) {
             send(control::make_error(nullptr, control::code::forbidden, refusal));
             closing_ = true;
@@ -101,7 +102,7 @@ private:
             }
         };
         try {
-            server_.handler_(req, reply, subscribe);
+            server_.handler_(req, reply, subscribe, peer_);
         } catch (const control::ProtocolError& e) {
             reply(control::make_error(req.id, e.code(), e.what(), e.details()));
         } catch (const std::exception& e) {
@@ -146,6 +147,7 @@ private:
     std::array<char, 65536> buf_{};
     control::LineSplitter lines_;
     std::deque<std::string> queue_;
+    ucred peer_{};
     bool busy_ = false;
     bool subscribed_ = false;
     bool closing_ = false;
@@ -222,7 +224,7 @@ void ControlServer::accept() {
             }
             auto session = std::make_shared<ControlSession>(*this, std::move(socket));
             sessions_.insert(session);
-            session->start(admitted, refusal);
+            session->start(admitted, refusal, cred);
         }
         accept();
     });

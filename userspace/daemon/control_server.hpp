@@ -23,8 +23,10 @@ class ControlServer {
 public:
     using Reply = std::function<void(nlohmann::json)>;
     // Called for each request; call `reply` exactly once, now or later.
-    // `subscribe` turns the connection into an event stream.
-    using Handler = std::function<void(const control::Request&, Reply reply, std::function<void()> subscribe)>;
+    // `subscribe` turns the connection into an event stream; `peer` is the
+    // client's credentials (SO_PEERCRED).
+    using Handler =
+        std::function<void(const control::Request&, Reply reply, std::function<void()> subscribe, const ucred& peer)>;
 
     static constexpr std::size_t kMaxSessions = 64;
     static constexpr std::size_t kMaxQueuedLines = 4096;  // per client; a slow reader loses events, not memory

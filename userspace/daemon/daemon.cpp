@@ -122,7 +122,7 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
     start_bans();
     control_ = std::make_unique<ControlServer>(
         io_, config_.daemon.socket_path,
-        [this](const control::Request& req, ControlServer::Reply reply, std::function<void()> subscribe) {
+        [this](const control::Request& req, ControlServer::Reply reply, std::function<void()> subscribe, const ucred&) {
             handle(req, std::move(reply), std::move(subscribe));
         });
     open_escalation_socket();
@@ -209,6 +209,10 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
              next.daemon.escalation_group != config_.daemon.escalation_group,
          "daemon.escalation_socket/escalation_group");
     keep(next.bans.violation_log_path != config_.bans.violation_log_path, "bans.violation_log.path");
+    keep(next.bans.history_max != config_.bans.history_max, "bans.history");
+    next.bans.history_max = config_.bans.history_max;
+    if (violation_log_ && next.bans.violation_log_format != config_.bans.violation_log_format)
+        violation_log_->set_pattern(next.bans.violation_log_format == "json" ? "%v" : "%Y-%m-%dT%H:%M:%S%z %v");
     next.daemon.escalation_socket = config_.daemon.escalation_socket;
     next.daemon.escalation_group = config_.daemon.escalation_group;
     next.bans.violation_log_path = config_.bans.violation_log_path;
