@@ -37,3 +37,18 @@ struct AutobanBenchOptions {
 int run_autoban_bench(const AutobanBenchOptions& options);
 
 }  // namespace rlgate::bench
+
+namespace rlgate::bench {
+
+struct ScrapeBenchOptions {
+    std::uint32_t sources = 1'000'000;  // buckets filled into the daemon's map
+    int scrapes = 50;
+    std::string rlgated;  // empty: ../../rlgated from this binary
+    bool json = false;
+};
+
+// /metrics of a real rlgated whose bucket map tracks `sources` sources:
+// scrape latency, and rl_xdp's ns/packet while scrapes run vs. idle.
+int run_scrape_bench(const ScrapeBenchOptions& options);
+
+}  // namespace rlgate::bench

@@ -52,6 +52,13 @@ int main(int argc, char** argv) {
     autoban_cmd->add_option("--flood", ab.flood, "path of rlgate-flood");
     autoban_cmd->add_flag("--json", ab.json, "print JSON");
 
+    rlgate::bench::ScrapeBenchOptions sc;
+    auto* scrape_cmd = app.add_subcommand("scrape", "/metrics latency of rlgated tracking 1M sources, XDP cost while scraping (root)");
+    scrape_cmd->add_option("--sources", sc.sources, "buckets in the map")->check(CLI::Range(1U, 8'000'000U));
+    scrape_cmd->add_option("--scrapes", sc.scrapes, "timed scrapes")->check(CLI::Range(1, 10'000));
+    scrape_cmd->add_option("--rlgated", sc.rlgated, "path of rlgated");
+    scrape_cmd->add_flag("--json", sc.json, "print JSON");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     try {
@@ -59,6 +66,8 @@ int main(int argc, char** argv) {
             return rlgate::bench::run_xdp_bench(xdp);
         if (e2e_cmd->parsed())
             return rlgate::bench::run_e2e_bench(e2e);
+        if (scrape_cmd->parsed())
+            return rlgate::bench::run_scrape_bench(sc);
         if (autoban_cmd->parsed())
             return rlgate::bench::run_autoban_bench(ab);
         if (policy_cmd->parsed())
