@@ -223,6 +223,7 @@ static __always_inline void rl_autoban_account(struct rl_ctl *ctl, const struct 
 		.created_ns = now,
 		.origin = RL_ORIGIN_KERNEL,
 		.tier = tier,
+		.rule = bkey->rule & (RL_MAX_RULES - 1),
 	};
 	/* NOEXIST: never shorten or overwrite a ban an operator set ... */
 	long err = bpf_map_update_elem(&rl_bans, &key, &ban, BPF_NOEXIST);

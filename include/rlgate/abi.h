@@ -133,7 +133,8 @@ struct rl_ban_value {
 	__u32 reason;     /* daemon-defined code; the text lives in userspace */
 	__u8 origin;      /* enum rl_ban_origin */
 	__u8 tier;        /* tier of the source when auto-banned */
-	__u8 pad[2];
+	__u8 rule;        /* L4 rule it was limited under when auto-banned */
+	__u8 pad;
 };
 
 /* Token-bucket limit in GCRA form. Times are in 1/64 ns ("q6") so that rates

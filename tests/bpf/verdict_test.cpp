@@ -250,6 +250,7 @@ TEST_F(AutoBanTest, ThresholdCrossingBansAndEmitsSampledEvents) {
     ASSERT_EQ(bans.size(), 1U);
     EXPECT_EQ(bans[0].prefix.to_string(), "198.18.0.1/32");
     EXPECT_EQ(bans[0].value.origin, RL_ORIGIN_KERNEL);
+    EXPECT_EQ(bans[0].value.rule, 0);
     EXPECT_EQ(bans[0].value.expires_ns - bans[0].value.created_ns, 60'000'000'000ULL);
     const auto before = count(RL_REASON_BAN, RL_VERDICT_DROP);
     EXPECT_EQ(passes(udp_from("198.18.0.1"), 5), 0);

@@ -81,6 +81,9 @@ TEST_F(BansTest, AutoBanExpiresAndARepeatOffenderGetsALongerBan) {
     EXPECT_EQ(history[0]["offence"], 2);  // newest first
     EXPECT_EQ(history[0]["ban_s"], 6.0);
     EXPECT_EQ(history[1]["ban_s"], 2.0);
+    EXPECT_EQ(history[0]["tier"], "default");
+    EXPECT_EQ(history[0]["rule"], "none");
+    EXPECT_EQ(history[0]["reason"], "rate: over the default limit by 100 packets within 10 s");
 
     std::ifstream in(log);
     std::vector<json> lines;

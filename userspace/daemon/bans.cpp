@@ -246,12 +246,15 @@ void Daemon::sync_bans(bool force) {
                 }
                 rec.tier = tier.name;
                 rec.offence = earlier + 1;
-                rec.reason = "rate: " + std::to_string(rule.drops) + " drops within " +
+                const std::string rule_name = v.rule < rule_names_.size() ? rule_names_[v.rule] : "none";
+                // The rate that got it banned: over its limit by at least `drops` packets in the window.
+                rec.reason = "rate: over the " + tier.name + " limit" + (v.rule ? " of rule " + rule_name : std::string()) +
+                             " by " + std::to_string(rule.drops) + " packets within " +
                              std::to_string(rule.window_ns / 1'000'000'000ULL) + " s";
                 bans::Violation viol{.source = b.prefix,
                                      .origin = "kernel",
                                      .tier = tier.name,
-                                     .rule = {},
+                                     .rule = rule_name,
                                      .reason = rec.reason,
                                      .time_ms = rec.created_ms,
                                      .ban_ms = ban_ns / 1'000'000,
@@ -365,6 +368,7 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
                 out.push_back({{"source", it->source.to_string()},
                                {"origin", it->origin},
                                {"tier", it->tier},
+                               {"rule", it->rule},
                                {"reason", it->reason},
                                {"time", iso8601_ms(it->time_ms)},
                                {"ban_s", static_cast<double>(it->ban_ms) / 1e3},
