@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "e2e_bench.hpp"
+#include "l7_lib_bench.hpp"
 #include "policy_bench.hpp"
 #include "xdp_bench.hpp"
 
@@ -59,6 +60,12 @@ int main(int argc, char** argv) {
     scrape_cmd->add_option("--rlgated", sc.rlgated, "path of rlgated");
     scrape_cmd->add_flag("--json", sc.json, "print JSON");
 
+    rlgate::bench::L7LibBenchOptions l7;
+    auto* l7_cmd = app.add_subcommand("l7lib", "decisions/s of the L7 limiter's in-memory store on one core");
+    l7_cmd->add_option("--keys", l7.keys, "warm keys")->check(CLI::Range(1UL, 10'000'000UL));
+    l7_cmd->add_option("--seconds", l7.seconds, "per algorithm")->check(CLI::Range(0.1, 60.0));
+    l7_cmd->add_flag("--json", l7.json, "print JSON");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     try {
@@ -66,6 +73,8 @@ int main(int argc, char** argv) {
             return rlgate::bench::run_xdp_bench(xdp);
         if (e2e_cmd->parsed())
             return rlgate::bench::run_e2e_bench(e2e);
+        if (l7_cmd->parsed())
+            return rlgate::bench::run_l7_lib_bench(l7);
         if (scrape_cmd->parsed())
             return rlgate::bench::run_scrape_bench(sc);
         if (autoban_cmd->parsed())

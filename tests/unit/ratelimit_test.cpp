@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// The L7 algorithms with an injected clock: exact bursts and refills,
+// window boundaries, several limits at once, costs, clocks stepping back,
+// extreme rates, and a store that stays bounded under key spraying.
+#include <gtest/gtest.h>
+
+#include <array>
+
+#include "core/ratelimit/decision.hpp"
+#include "core/ratelimit/memory_store.hpp"
+
+namespace rlgate::ratelimit {
+namespace {
+
+constexpr std::int64_t kSec = 1'000'000'000LL;
+
+LimitSpec spec(Algorithm a, std::uint64_t limit, std::int64_t period_s, std::uint64_t burst = 0) {
+    return LimitSpec{.name = "t", .algorithm = a, .limit = limit, .period_ns = static_cast<std::uint64_t>(period_s * kSec),
+                     .burst = burst, .calendar = Calendar::none};
+}
+
+int admitted(const LimitSpec& s, LimitState& st, std::int64_t now, int n) {
+    int ok = 0;
+    for (int i = 0; i < n; ++i)
+        ok += check(s, st, now, 1, true).allowed;
+    return ok;
+}
+
+class EveryAlgorithm : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(EveryAlgorithm, AdmitsExactlyItsLimitThenRefusesWithAPositiveWait) {
+    const auto s = spec(GetParam(), 10, 60);
+    LimitState st;
+    const std::int64_t t0 = 1'000 * kSec;  // a window boundary for the window algorithms
+    EXPECT_EQ(admitted(s, st, t0, 15), 10);
+    const auto v = check(s, st, t0, 1, true);
+    EXPECT_FALSE(v.allowed);
+    EXPECT_EQ(v.remaining, 0U);
+    EXPECT_GT(v.retry_after_ns, 0);
+    EXPECT_LE(v.retry_after_ns, 60 * kSec);
+    // Waiting as told is enough.
+    EXPECT_TRUE(check(s, st, t0 + v.retry_after_ns, 1, true).allowed);
+}
+
+TEST_P(EveryAlgorithm, AClockSteppingBackNeverGivesFreeCapacity) {
+    const auto s = spec(GetParam(), 5, 10);
+    LimitState st;
+    const std::int64_t t0 = 10'000 * kSec;
+    EXPECT_EQ(admitted(s, st, t0, 5), 5);
+    for (const std::int64_t back : {kSec, 10 * kSec, 3600 * kSec}) {
+        const auto v = check(s, st, t0 - back, 1, true);
+        EXPECT_FALSE(v.allowed) << back;
+        EXPECT_GE(v.retry_after_ns, 0);
+        EXPECT_GE(v.reset_ns, 0);
+    }
+}
+
+TEST_P(EveryAlgorithm, CostsAreChargedWholeAndImpossibleCostsRefused) {
+    const auto s = spec(GetParam(), 10, 60);
+    LimitState st;
+    const std::int64_t t0 = 600 * kSec;
+    EXPECT_TRUE(check(s, st, t0, 7, true).allowed);
+    const auto v = check(s, st, t0, 4, true);
+    EXPECT_FALSE(v.allowed) << "7 + 4 > 10";
+    EXPECT_EQ(v.remaining, 3U);
+    EXPECT_TRUE(check(s, st, t0, 3, true).allowed);
+    LimitState fresh;
+    const auto huge = check(s, fresh, t0, 11, true);
+    EXPECT_FALSE(huge.allowed) << "more than the limit can ever hold";
+    EXPECT_GE(huge.retry_after_ns, 0);
+    EXPECT_FALSE(check(s, fresh, t0, ~0ULL >> 1, true).allowed) << "absurd cost";
+}
+
+TEST_P(EveryAlgorithm, ExtremeRatesStayNumericallySane) {
+    LimitState a, b;
+    const auto fast = spec(GetParam(), 1'000'000'000, 1);  // 1e9/s
+    EXPECT_EQ(admitted(fast, a, 5 * kSec, 1000), 1000);
+    const auto slow = spec(GetParam(), 1, 365LL * 86400);  // once a year
+    EXPECT_TRUE(check(slow, b, 5 * kSec, 1, true).allowed);
+    const auto v = check(slow, b, 5 * kSec, 1, true);
+    EXPECT_FALSE(v.allowed);
+    EXPECT_GT(v.retry_after_ns, 0);
+    EXPECT_LE(v.retry_after_ns, 2 * 365LL * 86400 * kSec) << "the weighted sliding window sees a request for up to two periods";
+}
+
+INSTANTIATE_TEST_SUITE_P(Limits, EveryAlgorithm,
+                         ::testing::Values(Algorithm::token_bucket, Algorithm::gcra, Algorithm::sliding_log,
+                                           Algorithm::sliding_window, Algorithm::fixed_window));
+
+TEST(TokenBucketL7, RefillsAtItsRate) {
+    const auto s = spec(Algorithm::token_bucket, 10, 1, 20);  // 10/s, burst 20
+    LimitState st;
+    EXPECT_EQ(admitted(s, st, 0, 25), 20);
+    EXPECT_EQ(admitted(s, st, kSec / 2, 10), 5);
+    EXPECT_EQ(admitted(s, st, 100 * kSec, 30), 20) << "a long pause refills only to the burst";
+}
+
+TEST(Gcra, SpacesRequestsEvenlyAfterTheBurst) {
+    const auto s = spec(Algorithm::gcra, 10, 1, 3);  // one per 100 ms, 3 ahead
+    LimitState st;
+    EXPECT_EQ(admitted(s, st, 0, 5), 3);
+    const auto v = check(s, st, 0, 1, false);
+    EXPECT_EQ(v.retry_after_ns, 100'000'000);
+    EXPECT_TRUE(check(s, st, 100'000'000, 1, true).allowed);
+    EXPECT_FALSE(check(s, st, 150'000'000, 1, true).allowed);
+}
+
+TEST(Windows, TheFixedWindowDoubleBurstAndTheSlidingWindowThatPreventsIt) {
+    const auto fixed = spec(Algorithm::fixed_window, 10, 60);
+    const auto sliding = spec(Algorithm::sliding_window, 10, 60);
+    const auto log = spec(Algorithm::sliding_log, 10, 60);
+    LimitState f, s, l;
+    const std::int64_t end_of_window = 60 * kSec - 1;  // the last nanosecond of [0, 60 s)
+    EXPECT_EQ(admitted(fixed, f, end_of_window, 10), 10);
+    EXPECT_EQ(admitted(sliding, s, end_of_window, 10), 10);
+    EXPECT_EQ(admitted(log, l, end_of_window, 10), 10);
+    const std::int64_t next = 60 * kSec;  // one nanosecond later
+    EXPECT_EQ(admitted(fixed, f, next, 10), 10) << "the classic flaw: 20 requests within 1 ns";
+    EXPECT_EQ(admitted(sliding, s, next, 10), 0) << "the previous window still weighs in";
+    EXPECT_EQ(admitted(log, l, next, 10), 0);
+    EXPECT_EQ(admitted(sliding, s, next + 30 * kSec, 10), 5) << "half of it has slid out";
+}
+
+TEST(Windows, CalendarWindowsResetOnTheUtcBoundary) {
+    LimitSpec s{.name = "day", .algorithm = Algorithm::fixed_window, .limit = 2, .period_ns = 0, .burst = 0,
+                .calendar = Calendar::day};
+    LimitState st;
+    const std::int64_t noon = (20'000LL * 86400 + 12 * 3600) * kSec;  // some day, 12:00 UTC
+    EXPECT_EQ(admitted(s, st, noon, 3), 2);
+    const auto v = check(s, st, noon, 1, false);
+    EXPECT_EQ(v.retry_after_ns, 12 * 3600 * kSec) << "until midnight UTC";
+    EXPECT_EQ(admitted(s, st, noon + 12 * 3600 * kSec, 3), 2);
+    EXPECT_EQ(calendar_window_start(Calendar::hour, 7200 * kSec + 5), 7200 * kSec);
+}
+
+TEST(Decide, EveryLimitMustAdmitAndTheTightestIsReported) {
+    const std::array specs = {spec(Algorithm::token_bucket, 10, 60), spec(Algorithm::fixed_window, 100, 3600),
+                              spec(Algorithm::fixed_window, 12, 86400)};
+    std::array<LimitState, 3> states;
+    const std::int64_t t0 = 86400 * kSec;
+    auto d = decide(specs, states, t0, 1);
+    EXPECT_TRUE(d.allowed);
+    EXPECT_EQ(d.tightest_index, 0U);
+    EXPECT_EQ(d.tightest.remaining, 9U);
+    for (int i = 0; i < 9; ++i)
+        decide(specs, states, t0, 1);
+    d = decide(specs, states, t0, 1);
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.tightest_index, 0U) << "the per-minute bucket is empty";
+    EXPECT_EQ(states[1].current, 10U) << "a refused request is charged to no limit";
+    d = decide(specs, states, t0 + 60 * kSec, 2);
+    EXPECT_TRUE(d.allowed);
+    EXPECT_EQ(d.tightest_index, 2U) << "now the daily limit has least left";
+    EXPECT_EQ(d.tightest.remaining, 0U);
+    d = decide(specs, states, t0 + 120 * kSec, 1);
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.tightest_index, 2U);
+    EXPECT_EQ(d.tightest.retry_after_ns, 86400 * kSec - 120 * kSec) << "the longest wait wins";
+}
+
+TEST(MemoryStore, StaysBoundedUnderKeySprayingAndKeepsActiveKeys) {
+    const std::array specs = {spec(Algorithm::gcra, 5, 60)};
+    MemoryStore store(1000, 8);
+    EXPECT_EQ(store.decide("tenant-a", specs, 0, 5).allowed, true);
+    for (int i = 1; i <= 100'000; ++i) {  // one request per microsecond
+        store.decide("spray-" + std::to_string(i), specs, i * 1000, 1);
+        if (i % 50 == 0)
+            store.decide("tenant-a", specs, i * 1000, 0);  // an active key stays recent
+    }
+    EXPECT_LE(store.size(), 1000U);
+    EXPECT_GE(store.evictions(), 99'000U);
+    EXPECT_FALSE(store.decide("tenant-a", specs, 100'001'000, 1).allowed) << "its state survived the spray";
+    MemoryStore small(64, 1);
+    for (int i = 0; i < 1000; ++i)
+        small.decide("k" + std::to_string(i), specs, i, 1);
+    EXPECT_EQ(small.size(), 64U);
+    int present = 0;
+    for (int i = 0; i < 1000; ++i) {
+        const auto key = "k" + std::to_string(i);
+        if (!small.contains(key))
+            continue;
+        ++present;
+        EXPECT_FALSE(small.decide(key, specs, 1000, 5).allowed) << key << ": found with its state after backward-shift deletions";
+    }
+    EXPECT_EQ(present, 64);
+}
+
+}  // namespace
+}  // namespace rlgate::ratelimit

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "core/ratelimit/decision.hpp"
+
+namespace rlgate::ratelimit {
+
+Decision decide(std::span<const LimitSpec> specs, std::span<LimitState> states, std::int64_t now_ns, std::uint64_t cost) {
+    Decision d;
+    if (specs.size() == 1) {  // the common case needs no second pass
+        d.tightest = check(specs[0], states[0], now_ns, cost, true);
+        d.allowed = d.tightest.allowed;
+        return d;
+    }
+    d.allowed = true;
+    bool first = true;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        const auto v = check(specs[i], states[i], now_ns, cost, false);
+        // Denied: the limit that makes the client wait longest. Allowed: the one with least left.
+        const bool tighter = first || (!v.allowed && (d.tightest.allowed || v.retry_after_ns > d.tightest.retry_after_ns)) ||
+                             (v.allowed && d.tightest.allowed &&
+                              (v.remaining < d.tightest.remaining ||
+                               (v.remaining == d.tightest.remaining && v.reset_ns > d.tightest.reset_ns)));
+        if (tighter) {
+            d.tightest = v;
+            d.tightest_index = i;
+        }
+        first = false;
+        d.allowed = d.allowed && v.allowed;
+    }
+    if (d.allowed)
+        for (std::size_t i = 0; i < specs.size(); ++i)
+            check(specs[i], states[i], now_ns, cost, true);
+    return d;
+}
+
+}  // namespace rlgate::ratelimit
