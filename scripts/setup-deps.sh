@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libsystemd-dev
   iproute2 nftables ethtool util-linux
+  chromium chromium-driver fonts-liberation  # the dashboard's browser test (fonts: a Recommends we skip)
 )
 
 missing=()

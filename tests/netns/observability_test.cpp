@@ -85,6 +85,8 @@ TEST_F(ObservabilityTest, MetricsMatchTheMapsExactlyAndParseStrictly) {
     EXPECT_EQ(stats["dropped"]["packets"].get<std::uint64_t>(), dropped);
     EXPECT_EQ(get("/api/v1/nosuch").status, 404);
     EXPECT_EQ(get("/api/v1/status", {{"Host", "rebind.example:9477"}}).status, 403) << "DNS rebinding";
+    EXPECT_EQ(get("/api/v1/status", {{"Host", "127.evil.example"}}).status, 403) << "a name that looks like 127/8";
+    EXPECT_EQ(get("/api/v1/status", {{"Host", "localhost:9477"}}).status, 200);
 }
 
 TEST_F(ObservabilityTest, BeyondLoopbackTheTokenIsRequired) {

@@ -68,9 +68,11 @@ TEST(AlertEngine, ShortSpikesAndMissingDataDoNotFire) {
 TEST(AlertEngine, ReplacingRulesKeepsTheStateOfUnchangedOnes) {
     alerts::AlertEngine e({rule(0.1, 0.1, 0)});
     ASSERT_TRUE(e.observe("drops", 1.0, "", 0));
-    e.replace_rules({rule(0.1, 0.1, 0)});
+    EXPECT_TRUE(e.replace_rules({rule(0.1, 0.1, 0)}, 1).empty());
     EXPECT_FALSE(e.observe("drops", 1.0, "", 1)) << "no second firing for the same episode";
-    e.replace_rules({rule(0.2, 0.2, 0)});
+    const auto resolved = e.replace_rules({rule(0.2, 0.2, 0)}, 2);
+    ASSERT_EQ(resolved.size(), 1U) << "a firing rule that changed resolves: no incident left open";
+    EXPECT_EQ(resolved[0].status, "resolved");
     EXPECT_TRUE(e.observe("drops", 1.0, "", 2)) << "a changed rule starts over";
 }
 
@@ -95,6 +97,24 @@ TEST(DeliveryQueue, BacksOffAndDropsTheOldestWhenFull) {
     q.delivered();
     EXPECT_EQ(q.front(), "c");
     EXPECT_EQ(q.delivered_count(), 1U);
+}
+
+TEST(DeliveryQueue, TheNotificationOnItsWayIsNeverTheOneDropped) {
+    alerts::DeliveryQueue q(2, 5'000);
+    q.push("a");
+    q.push("b");
+    q.begin_attempt();  // "a" is being sent
+    q.push("c");        // full: "b" goes, not "a"
+    EXPECT_EQ(q.dropped(), 1U);
+    q.delivered();      // "a" arrived
+    EXPECT_EQ(q.front(), "c");
+    alerts::DeliveryQueue one(1, 5'000);
+    one.push("x");
+    one.begin_attempt();
+    one.push("y");  // no room while "x" is on its way
+    one.delivered();
+    EXPECT_TRUE(one.empty());
+    EXPECT_EQ(one.dropped(), 1U);
 }
 
 TEST(Insights, FlagsLimitsHitOftenAndNever) {
@@ -144,6 +164,10 @@ TEST(ConfigObservability, RejectsWhatWouldSurpriseAnOperator) {
     };
     EXPECT_EQ(field_of(R"("admin": {"listen": "0.0.0.0:9477"})"), "admin.token") << "beyond loopback without a token";
     EXPECT_EQ(field_of(R"("admin": {"listen": "127.0.0.1"})"), "admin.listen");
+    EXPECT_EQ(field_of(R"("admin": {"listen": "host.example:9477", "token": "0123456789abcdef0123"})"), "admin.listen")
+        << "names fail at --check, not at start";
+    EXPECT_EQ(field_of(R"("admin": {"listen": "[::1]:9477"})"), "<accepted>");
+    EXPECT_EQ(field_of(R"("admin": {"listen": "127.1.2.3:9477"})"), "<accepted>");
     EXPECT_EQ(field_of(R"("admin": {"token": "short"})"), "admin.token");
     EXPECT_EQ(field_of(R"("admin": {"listen": ""})"), "<accepted>") << "off";
     EXPECT_EQ(field_of(R"("alerts": {"webhooks": [{"url": "https://hooks.example/x"}]})"), "alerts.webhooks[0].url");

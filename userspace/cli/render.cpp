@@ -259,6 +259,11 @@ void render_insights(const json& r, std::ostream& out) {
 }
 
 void render_event(const json& e, std::ostream& out) {
+    if (str(e, "event") == "alert") {
+        out << str(e, "time") << "  alert  " << str(e, "alert") << " " << str(e, "status") << " value=" << str(e, "value")
+            << (str(e, "subject", "").empty() ? "" : " subject=" + str(e, "subject")) << std::endl;
+        return;
+    }
     out << str(e, "time") << "  " << str(e, "event") << "  " << str(e, "source") << "  reason=" << str(e, "reason")
         << " tier=" << str(e, "tier") << " rule=" << str(e, "rule") << " if=" << str(e, "interface");
     if (e.contains("ban_s"))

@@ -37,14 +37,21 @@ bool same_secret(std::string_view a, std::string_view b) {
 }
 
 bool loopback_host(std::string_view host) {
-    // Host header: name[:port] or [v6][:port]
+    // Host header: name[:port] or [v6][:port]; only a loopback literal or "localhost".
     std::string_view name = host;
     if (name.starts_with('[')) {
-        name = name.substr(0, name.find(']') + 1);
+        const auto close = name.find(']');
+        if (close == std::string_view::npos)
+            return false;
+        name = name.substr(1, close - 1);
     } else if (const auto colon = name.find(':'); colon != std::string_view::npos) {
         name = name.substr(0, colon);
     }
-    return name == "localhost" || name == "[::1]" || name.starts_with("127.");
+    if (name == "localhost")
+        return true;
+    boost::system::error_code ec;
+    const auto addr = asio::ip::make_address(std::string(name), ec);
+    return !ec && addr.is_loopback();
 }
 
 }  // namespace
@@ -87,7 +94,12 @@ private:
     void serve(http::request<http::string_body> req) {
         keep_alive_ = req.keep_alive();
         const auto& s = server_.settings_;
-        if (!s.token.empty()) {
+        // The dashboard page holds no data and a browser cannot send a bearer token when
+        // it loads a page: it is served as is and asks for the token for its API calls.
+        const std::string_view target_view(req.target());
+        const auto page_path = target_view.substr(0, target_view.find('?'));
+        const bool public_page = req.method() == http::verb::get && (page_path == "/" || page_path == "/dashboard");
+        if (!s.token.empty() && !public_page) {
             const std::string auth(req[http::field::authorization]);
             if (!auth.starts_with("Bearer ") || !same_secret(auth.substr(7), s.token))
                 return respond({401, "application/json", R"({"error":"unauthorized","message":"a bearer token is required"})",

@@ -135,7 +135,8 @@ json Daemon::outcome_json(const ReloadOutcome& o) const {
 json Daemon::cmd_status() const {
     json ifaces = json::array();
     for (const auto& [name, mode] : dataplane_->attachments())
-        ifaces.push_back({{"name", name}, {"ifindex", if_nametoindex(name.c_str())}, {"mode", to_string(mode)}});
+        ifaces.push_back({{"name", name}, {"ifindex", if_nametoindex(name.c_str())}, {"mode", to_string(mode)},
+                          {"link_alive", dataplane_->link_alive(name)}});
     json maps = json::array();
     for (const auto& m : dataplane_->map_fill())
         maps.push_back({{"name", m.name},

@@ -236,11 +236,18 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
              next.admin.max_connections != config_.admin.max_connections,
          "admin");
     next.admin = config_.admin;
+    keep(next.alerts.webhooks != config_.alerts.webhooks || next.alerts.queue != config_.alerts.queue ||
+             next.alerts.max_backoff_ns != config_.alerts.max_backoff_ns,
+         "alerts.webhooks/queue/max_backoff");
+    next.alerts.webhooks = config_.alerts.webhooks;
+    next.alerts.queue = config_.alerts.queue;
+    next.alerts.max_backoff_ns = config_.alerts.max_backoff_ns;
     config_ = std::move(next);
     policy_source_ = source;
     l7_budgets_.clear();  // report budgets follow the new bans.l7_* settings
     if (alert_engine_)
-        alert_engine_->replace_rules(config_.alerts.rules);
+        for (const auto& n : alert_engine_->replace_rules(config_.alerts.rules, now_ms()))
+            notify(n);  // a firing rule that changed or went away resolves
     for (auto& e : reconcile_interfaces())
         out.warnings.push_back(std::move(e));
     out.ok = true;

@@ -2,6 +2,7 @@
 // What rlgated shows and tells: the admin HTTP API and /metrics, alerts
 // with their webhooks, tuning insights, and what rlgate-l7 reports.
 #include <net/if.h>
+#include <unistd.h>
 
 #include <charconv>
 
@@ -28,6 +29,11 @@ namespace code = control::code;
 namespace {
 
 constexpr std::size_t kRecentAlerts = 200;
+
+std::string hostname() {
+    char buf[256] = {};
+    return ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("unknown");
+}
 
 unsigned http_status_of(const std::string& error_code) {
     if (error_code == code::not_found || error_code == code::unknown_command)
@@ -144,7 +150,8 @@ std::string Daemon::metrics_text() const {
         m.sample("rlgate_dataplane_events_total", {{"event", std::string(stats::health_name(h))}}, counters.health[h]);
     m.family("rlgate_interface_attached", "gauge", "1 for each interface the program is attached to, with the XDP mode.");
     for (const auto& [name, mode] : attachments)
-        m.sample("rlgate_interface_attached", {{"interface", name}, {"mode", to_string(mode)}}, std::uint64_t{1});
+        m.sample("rlgate_interface_attached", {{"interface", name}, {"mode", to_string(mode)}},
+                 std::uint64_t{dataplane_->link_alive(name) ? 1U : 0U});  // 0: detached behind our back
     m.family("rlgate_map_entries", "gauge", "Entries in the dataplane's maps (refreshed every 10 s).");
     for (const auto& f : fill_cache_)
         m.sample("rlgate_map_entries", {{"map", f.name}}, static_cast<std::uint64_t>(f.entries));
@@ -275,7 +282,7 @@ void Daemon::evaluate_alerts() {
 void Daemon::notify(const alerts::Notification& n) {
     const json payload{{"alert", n.alert},      {"type", n.type},          {"status", n.status},
                        {"value", n.value},      {"threshold", n.threshold}, {"subject", n.subject},
-                       {"since", iso8601_ms(n.since_ms)}, {"at", iso8601_ms(n.at_ms)}, {"host", config_.daemon.socket_path}};
+                       {"since", iso8601_ms(n.since_ms)}, {"at", iso8601_ms(n.at_ms)}, {"host", hostname()}};
     if (n.status == "firing")
         spdlog::warn("alert {} firing: {} {} above {} ({})", n.alert, n.type, n.value, n.threshold, n.subject);
     else
@@ -286,7 +293,8 @@ void Daemon::notify(const alerts::Notification& n) {
     for (const auto& w : webhooks_)
         w->push(payload.dump());
     if (control_)
-        control_->broadcast({{"event", "alert"}, {"alert", n.alert}, {"status", n.status}, {"value", n.value}, {"subject", n.subject}});
+        control_->broadcast({{"event", "alert"}, {"time", iso8601_ms(n.at_ms)}, {"alert", n.alert}, {"status", n.status},
+                             {"value", n.value}, {"subject", n.subject}});
 }
 
 json Daemon::cmd_alerts() const {

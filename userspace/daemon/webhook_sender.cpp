@@ -107,6 +107,7 @@ void WebhookSender::pump() {
 
 void WebhookSender::attempt() {
     in_flight_ = true;
+    queue_.begin_attempt();
     auto self = shared_from_this();
     std::make_shared<Exchange>(io_, hook_, queue_.front(), [this, self](bool ok, const std::string& why) {
         done(ok, why);

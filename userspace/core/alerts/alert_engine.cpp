@@ -82,16 +82,23 @@ std::vector<AlertStatus> AlertEngine::status() const {
     return out;
 }
 
-void AlertEngine::replace_rules(std::vector<config::AlertRule> rules) {
+std::vector<Notification> AlertEngine::replace_rules(std::vector<config::AlertRule> rules, std::int64_t now_ms) {
     std::map<std::string, Track> kept;
-    for (const auto& r : rules) {
-        const auto old = std::find_if(rules_.begin(), rules_.end(), [&](const config::AlertRule& o) { return o.name == r.name; });
-        if (old != rules_.end() && *old == r)
-            if (auto it = tracks_.find(r.name); it != tracks_.end())
-                kept.emplace(r.name, it->second);
+    std::vector<Notification> resolved;
+    for (const auto& old_rule : rules_) {
+        const auto it = tracks_.find(old_rule.name);
+        if (it == tracks_.end())
+            continue;
+        const auto same = std::find(rules.begin(), rules.end(), old_rule);
+        if (same != rules.end())
+            kept.emplace(old_rule.name, it->second);
+        else if (it->second.state == State::firing || it->second.state == State::resolving)
+            resolved.push_back(Notification{old_rule.name, config::to_string(old_rule.type), "resolved", it->second.value,
+                                            old_rule.above, it->second.subject, it->second.fired_ms, now_ms});
     }
     rules_ = std::move(rules);
     tracks_ = std::move(kept);
+    return resolved;
 }
 
 }  // namespace rlgate::alerts

@@ -47,7 +47,9 @@ public:
                                         std::int64_t now_ms);
     [[nodiscard]] std::vector<AlertStatus> status() const;
     [[nodiscard]] const std::vector<config::AlertRule>& rules() const { return rules_; }
-    void replace_rules(std::vector<config::AlertRule> rules);  // keeps the state of rules that stay
+    // Keeps the state of unchanged rules; firing ones that changed or went away
+    // resolve (returned), so receivers never keep an incident open forever.
+    std::vector<Notification> replace_rules(std::vector<config::AlertRule> rules, std::int64_t now_ms);
 
 private:
     struct Track {

@@ -18,7 +18,13 @@ public:
 
     void push(std::string payload) {
         if (items_.size() == capacity_) {  // the receiver is still down: its backoff goes on
-            items_.pop_front();
+            // The oldest goes, unless it is on its way right now: then the next oldest.
+            if (in_flight_ && items_.size() > 1)
+                items_.erase(items_.begin() + 1);
+            else if (!in_flight_)
+                items_.pop_front();
+            else
+                return void(++dropped_);  // capacity 1 and busy: the new one goes
             ++dropped_;
         }
         items_.push_back(std::move(payload));
@@ -28,7 +34,11 @@ public:
     [[nodiscard]] const std::string& front() const { return items_.front(); }
     [[nodiscard]] bool due(std::int64_t now_ms) const { return !items_.empty() && now_ms >= next_try_ms_; }
 
+    // The front is being sent: a full queue must not drop it meanwhile.
+    void begin_attempt() { in_flight_ = true; }
+
     void delivered() {
+        in_flight_ = false;
         items_.pop_front();
         attempts_ = 0;
         next_try_ms_ = 0;
@@ -36,6 +46,7 @@ public:
     }
     // After a failed attempt: 1 s, 2 s, 4 s ... up to the cap.
     void failed(std::int64_t now_ms) {
+        in_flight_ = false;
         ++failures_;
         const auto shift = std::min<std::uint32_t>(attempts_++, 30);
         next_try_ms_ = now_ms + std::min<std::int64_t>(max_backoff_ms_, std::int64_t{1000} << shift);
@@ -50,6 +61,7 @@ private:
     std::int64_t max_backoff_ms_;
     std::deque<std::string> items_;
     std::uint32_t attempts_ = 0;
+    bool in_flight_ = false;
     std::int64_t next_try_ms_ = 0;
     std::uint64_t dropped_ = 0, delivered_ = 0, failures_ = 0;
 };

@@ -421,8 +421,14 @@ void Parser::parse_admin(const Json& v, AdminSettings& out) const {
     }
     if (v.contains("max_connections"))
         out.max_connections = static_cast<std::uint32_t>(get_uint_in(v["max_connections"], "admin.max_connections", 4, 10'000));
-    const auto host = out.listen.substr(0, out.listen.rfind(':'));
-    const bool loopback = host == "127.0.0.1" || host == "[::1]" || host == "localhost" || host.starts_with("127.");
+    std::string host = out.listen.substr(0, out.listen.rfind(':'));
+    if (host.size() > 1 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    const auto addr = net::IpAddress::parse(host);
+    if (!out.listen.empty() && host != "localhost" && !addr)
+        fail("admin.listen", in_quotes(host) + " is not an IP address (or localhost)");
+    const bool loopback = host == "localhost" || (addr && (addr->v4 ? (addr->v4_host_order() >> 24) == 127
+                                                                    : *addr == *net::IpAddress::parse("::1")));
     if (!out.listen.empty() && !loopback && out.token.empty())
         fail("admin.token", "required when admin.listen is not on loopback (" + out.listen + ")");
 }

@@ -70,7 +70,7 @@ struct AlertRule {
     AlertType type = AlertType::drop_ratio;
     double above = 0;        // fires when the value exceeds this ...
     double clear_below = 0;  // ... and clears below this (hysteresis; default: `above`)
-    std::uint64_t for_ns = 60'000'000'000ULL;     // ... for this long, both ways
+    std::uint64_t for_ns = 0;                     // ... for this long, both ways (0: at once)
     std::uint64_t window_ns = 60'000'000'000ULL;  // the value is measured over this window
     std::string map;  // map_fill: rl_buckets | rl_bans | rl_class
     bool operator==(const AlertRule&) const = default;
