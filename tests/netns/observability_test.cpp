@@ -84,6 +84,7 @@ TEST_F(ObservabilityTest, MetricsMatchTheMapsExactlyAndParseStrictly) {
     const auto stats = json::parse(get("/api/v1/stats").body);
     EXPECT_EQ(stats["dropped"]["packets"].get<std::uint64_t>(), dropped);
     EXPECT_EQ(get("/api/v1/nosuch").status, 404);
+    EXPECT_EQ(json::parse(get("/api/v1/status").body)["admin"], "http://127.0.0.1:9477/");
     EXPECT_EQ(get("/api/v1/status", {{"Host", "rebind.example:9477"}}).status, 403) << "DNS rebinding";
     EXPECT_EQ(get("/api/v1/status", {{"Host", "127.evil.example"}}).status, 403) << "a name that looks like 127/8";
     EXPECT_EQ(get("/api/v1/status", {{"Host", "localhost:9477"}}).status, 200);

@@ -155,6 +155,7 @@ json Daemon::cmd_status() const {
             {"adopted", dataplane_->adopted()},
             {"pin_dir", config_.daemon.pin_dir},
             {"socket", config_.daemon.socket_path},
+            {"admin", admin_ ? json("http://" + admin_->endpoint() + "/") : json(nullptr)},
             {"interfaces", ifaces},
             {"maps", maps},
             {"last_reload", outcome_json(last_reload_)}};
