@@ -104,6 +104,25 @@ TEST_F(BansTest, AutoBanExpiresAndARepeatOffenderGetsALongerBan) {
     EXPECT_EQ(daemon_->call("ban.history")["violations"].size(), 2U);
 }
 
+TEST_F(BansTest, ASourceThatFloodsThroughItsBanIsEscalatedAtOnce) {
+    daemon_->write_config(base_config({{"default",
+                                        {{"pps", 100},
+                                         {"burst", 20},
+                                         {"autoban", {{"drops", 100}, {"window", "10s"}, {"ban", "1s"}, {"repeat_factor", 3}}}}}}));
+    daemon_->start();
+    // No pause: the first ban runs out under the flood and the kernel bans again at once,
+    // in the same map entry, before the daemon could reap the old one.
+    flood("10.213.0.1", 1, 5000, 2.0);
+    const auto history = daemon_->call("ban.history", {{"cidr", "10.213.0.1/32"}})["violations"];
+    ASSERT_GE(history.size(), 2U) << history.dump();
+    EXPECT_EQ(history[0]["offence"], 2);
+    EXPECT_EQ(history[0]["ban_s"], 3.0) << "the second ban of a repeat offender is longer";
+    const auto b = ban_of("10.213.0.1/32");
+    ASSERT_FALSE(b.is_null());
+    EXPECT_EQ(b["offence"], 2);
+    EXPECT_GT(b["remaining_s"].get<double>(), 1.5);
+}
+
 TEST_F(BansTest, ManualBansRefuseBadInputAndAllowlistedSources) {
     auto cfg = base_config({{"default", tier(100, 20)}});
     cfg["allow"] = {"10.50.0.0/16"};

@@ -327,13 +327,16 @@ protected:
     }
 };
 
+constexpr const char* kFloodTestToken = "dashboard-flood-token-0123456789";
+
 TEST_F(DashboardTest, ChartsAFloodAndUnbansWithAClickWithoutLeavingLoopback) {
     RLGATE_REQUIRE(browser_installed(), "Debian's chromium and chromium-driver needed (scripts/setup-deps.sh installs them)");
 
     auto cfg = base_config(
         {{"default", {{"pps", 100}, {"burst", 50}, {"autoban", {{"drops", 2000}, {"window", "10s"}, {"ban", "10m"}}}}},
          {"partners", tier(5000, 500)}});
-    cfg["admin"] = {{"listen", "127.0.0.1:9477"}};
+    // Writes (the Unban button) need the token: any local user can reach a loopback port.
+    cfg["admin"] = {{"listen", "127.0.0.1:9477"}, {"token", kFloodTestToken}};
     cfg["alerts"] = {{"rules", {{{"name", "flood"}, {"type", "drop_ratio"}, {"above", 0.5}, {"for", "1s"}, {"window", "10s"}}}}};
     daemon_->write_config(cfg);
     daemon_->start();
@@ -350,6 +353,7 @@ void DashboardTest::flood_and_unban(Browser& browser) {
     EXPECT_NE(probe.dump().find("ERR_PROXY_CONNECTION_FAILED"), std::string::npos) << probe.dump();
 
     browser.command("POST", "/url", {{"url", kOrigin + "/"}});
+    browser.execute(std::string("sessionStorage.setItem('rlgate.token', '") + kFloodTestToken + "'); location.reload(); return 1");
     EXPECT_EQ(browser.execute("return document.title"), "rlgate");
     wait_for(browser, "the first stats poll",
              "return +document.getElementById('chart-pps').dataset.polls >= 1 && "

@@ -85,6 +85,13 @@ TEST_F(ObservabilityTest, MetricsMatchTheMapsExactlyAndParseStrictly) {
     EXPECT_EQ(stats["dropped"]["packets"].get<std::uint64_t>(), dropped);
     EXPECT_EQ(get("/api/v1/nosuch").status, 404);
     EXPECT_EQ(json::parse(get("/api/v1/status").body)["admin"], "http://127.0.0.1:9477/");
+    {
+        InNetns in(pair_->ns_b());
+        const auto w = http_request(kAdminPort, "POST", "/api/v1/ban", {{"Content-Type", "application/json"}},
+                                    R"({"cidr":"203.0.113.0/24"})");
+        EXPECT_EQ(w.status, 403) << "without a token the listener only reads: any local user reaches loopback";
+    }
+    EXPECT_TRUE(daemon_->call("ban.list")["bans"].empty());
     EXPECT_EQ(get("/api/v1/status", {{"Host", "rebind.example:9477"}}).status, 403) << "DNS rebinding";
     EXPECT_EQ(get("/api/v1/status", {{"Host", "127.evil.example"}}).status, 403) << "a name that looks like 127/8";
     EXPECT_EQ(get("/api/v1/status", {{"Host", "localhost:9477"}}).status, 200);

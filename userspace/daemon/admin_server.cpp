@@ -123,6 +123,11 @@ private:
                 rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
             }
         }
+        if ((r.method == "POST" || r.method == "DELETE" || r.method == "PUT") && s.token.empty())
+            // Any local user reaches a loopback port: without a token the listener only reads.
+            return respond({403, "application/json",
+                            R"JSON({"error":"forbidden","message":"state-changing calls need admin.token; without one the admin listener is read-only (use rlctl)"})JSON",
+                            {}});
         if (r.method == "POST" || r.method == "DELETE" || r.method == "PUT") {
             // Only a JSON body: a cross-site form cannot send one without a CORS preflight we never answer.
             if (!std::string_view(req[http::field::content_type]).starts_with("application/json"))

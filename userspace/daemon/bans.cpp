@@ -110,8 +110,8 @@ void Daemon::start_bans() {
     }
     ban_book_ = bans::BanBook(config_.bans.history_max);
     load_ban_state();
-    if (!dataplane_->adopted()) {
-        // Fresh maps (a reboot, or --cleanup): the state file is all that is left of the bans.
+    if (!dataplane_->map_adopted("rl_bans")) {
+        // A fresh ban map (a reboot, --cleanup, a lost pin): the state file is all that is left of the bans.
         const auto now = now_ms();
         std::size_t restored = 0;
         for (const auto& [prefix, rec] : std::map(ban_book_.records())) {
@@ -126,6 +126,9 @@ void Daemon::start_bans() {
                                                        : RL_ORIGIN_MANUAL;
             try {
                 dataplane_->add_ban(prefix, ttl, 0, origin);
+                auto restored_rec = rec;
+                restored_rec.kernel_created_ns = 0;  // a new kernel entry: adopted by the next sync
+                ban_book_.put(std::move(restored_rec));
                 ++restored;
             } catch (const std::exception& e) {
                 spdlog::error("cannot restore the ban of {}: {}", prefix.to_string(), e.what());
@@ -223,7 +226,13 @@ void Daemon::sync_bans(bool force) {
         }
         in_kernel.insert(b.prefix);
         std::int64_t expires_ms = v.expires_ns ? wall_of(v.created_ns) + static_cast<std::int64_t>((v.expires_ns - v.created_ns) / 1'000'000) : 0;
-        if (!ban_book_.find(b.prefix)) {
+        const auto* known = ban_book_.find(b.prefix);
+        if (known && known->kernel_created_ns == 0) {  // ours (rlctl, L7, restore): learn its kernel identity
+            auto adopted = *known;
+            adopted.kernel_created_ns = v.created_ns;
+            ban_book_.put(std::move(adopted));
+            bans_dirty_ = true;
+        } else if (!known || known->kernel_created_ns != v.created_ns) {  // new, or a new ban at the same prefix
             bans::BanRecord rec{.prefix = b.prefix,
                                 .origin = std::string(stats::origin_name(v.origin)),
                                 .reason = "",
@@ -265,6 +274,7 @@ void Daemon::sync_bans(bool force) {
             }
             if (v.expires_ns)
                 rec.expires_ms = expires_ms;
+            rec.kernel_created_ns = v.created_ns;
             ban_book_.put(std::move(rec));
             bans_dirty_ = true;
         }
@@ -313,7 +323,12 @@ Daemon::BanResult Daemon::ban(const net::Cidr& prefix, std::uint64_t ttl_ns, con
                    .tier = {},
                    .created_ms = now,
                    .expires_ms = ttl_ns ? std::optional(now + static_cast<std::int64_t>(ttl_ns / 1'000'000)) : std::nullopt,
-                   .offence = 0});
+                   .offence = 0,
+                   .kernel_created_ns = 0});
+    if (ttl_ns) {  // the reaper must look again by then
+        const auto expires = now + static_cast<std::int64_t>(ttl_ns / 1'000'000);
+        next_expiry_ms_ = next_expiry_ms_ == 0 ? expires : std::min(next_expiry_ms_, expires);
+    }
     bans_dirty_ = true;
     return out;
 }
@@ -404,7 +419,6 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
         if (done)
             spdlog::info("{} ban{} added by rlctl ({} updated){}", done, done == 1 ? "" : "s", updated,
                          prefixes.size() == 1 ? ": " + prefixes[0].to_string() : "");
-        synced_ban_gen_ = dataplane_->ban_generation();
         save_ban_state();
         return {{"added", done - updated}, {"updated", updated}, {"failed", failed}, {"ttl_s", ttl_s}};
     }
@@ -425,7 +439,6 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
             else
                 failed.push_back({{"cidr", p.to_string()}, {"error", "not banned"}});
         }
-        synced_ban_gen_ = dataplane_->ban_generation();
         save_ban_state();
         return {{"removed", done}, {"failed", failed}};
     }
@@ -525,8 +538,11 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
         else if (*existing->expires_ms - now > static_cast<std::int64_t>(ban_ns / 1'000'000))
             ban_ns = static_cast<std::uint64_t>(*existing->expires_ms - now) * 1'000'000ULL;
     }
-    if (ban_ns != 0)
-        ban(prefix, ban_ns, "l7", reason);
+    const auto* in_force = ban_book_.find(prefix);
+    const bool longer_in_force = in_force && (!in_force->expires_ms ||
+                                              *in_force->expires_ms - now >= static_cast<std::int64_t>(ban_ns / 1'000'000));
+    if (ban_ns != 0 && !longer_in_force)
+        ban(prefix, ban_ns, "l7", reason);  // a ban in force for at least as long keeps its origin and reason
     if (const auto* rec = ban_book_.find(prefix)) {
         auto counted = *rec;
         counted.offence = earlier + 1;
@@ -546,7 +562,6 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
     log_violation(v);
     ban_book_.add_violation(std::move(v));
     bans_dirty_ = true;
-    synced_ban_gen_ = dataplane_->ban_generation();
     reply(control::make_result(req.id, {{"source", prefix.to_string()},
                                         {"ban_s", ban_ns ? json(static_cast<double>(ban_ns) / 1e9) : json(nullptr)},
                                         {"offence", earlier + 1}}));

@@ -211,8 +211,7 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     keep(next.bans.violation_log_path != config_.bans.violation_log_path, "bans.violation_log.path");
     keep(next.bans.history_max != config_.bans.history_max, "bans.history");
     next.bans.history_max = config_.bans.history_max;
-    if (violation_log_ && next.bans.violation_log_format != config_.bans.violation_log_format)
-        violation_log_->set_pattern(next.bans.violation_log_format == "json" ? "%v" : "%Y-%m-%dT%H:%M:%S%z %v");
+
     next.daemon.escalation_socket = config_.daemon.escalation_socket;
     next.daemon.escalation_group = config_.daemon.escalation_group;
     next.bans.violation_log_path = config_.bans.violation_log_path;
@@ -221,8 +220,6 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     next.daemon.state_dir = config_.daemon.state_dir;
     next.maps = config_.maps;
     next.events = config_.events;
-    if (!options_.log_level)
-        spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
 
     const auto old_base = base_policy_;
     base_policy_ = next.policy;
@@ -242,6 +239,11 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     next.alerts.webhooks = config_.alerts.webhooks;
     next.alerts.queue = config_.alerts.queue;
     next.alerts.max_backoff_ns = config_.alerts.max_backoff_ns;
+    // Only an accepted config changes how we log.
+    if (!options_.log_level)
+        spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
+    if (violation_log_ && next.bans.violation_log_format != config_.bans.violation_log_format)
+        violation_log_->set_pattern(next.bans.violation_log_format == "json" ? "%v" : "%Y-%m-%dT%H:%M:%S%z %v");
     config_ = std::move(next);
     policy_source_ = source;
     l7_budgets_.clear();  // report budgets follow the new bans.l7_* settings

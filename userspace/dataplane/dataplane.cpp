@@ -228,6 +228,7 @@ void Dataplane::adopt_pinned_maps() {
                 throw BpfError(errno, "open pinned map " + path);
             check_pinned_map(m, fd.get(), path);
             ++found;
+            adopted_maps_.insert(bpf_map__name(m));
             adopted_ = adopted_ || std::strcmp(bpf_map__name(m), "rl_ctl") == 0;
         }
         // libbpf reuses the pinned map at load, or creates and pins it.

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <span>
@@ -97,6 +98,8 @@ public:
 
     // True when the maps were adopted from pin_dir rather than created.
     [[nodiscard]] bool adopted() const { return adopted_; }
+    // True when this map in particular was adopted (a pin can go missing alone).
+    [[nodiscard]] bool map_adopted(const std::string& name) const { return adopted_maps_.contains(name); }
     // Detaches every link and removes every pin under pin_dir (the maps go
     // away with the last reference): what `rlgated --cleanup` does.
     void remove_pinned_state();
@@ -187,6 +190,7 @@ private:
     std::map<std::string, Attachment> attachments_;
     std::uint8_t v6_class_prefix_ = 64;
     bool adopted_ = false;
+    std::set<std::string> adopted_maps_;
 };
 
 // Removes what a Dataplane with this pin_dir left behind, without loading

@@ -47,7 +47,7 @@ json BanBook::to_json() const {
     json bans = json::array();
     for (const auto& [p, r] : records_) {
         json j{{"prefix", p.to_string()}, {"origin", r.origin}, {"reason", r.reason}, {"tier", r.tier},
-               {"created_ms", r.created_ms}, {"offence", r.offence}};
+               {"created_ms", r.created_ms}, {"offence", r.offence}, {"kernel_created_ns", r.kernel_created_ns}};
         j["expires_ms"] = r.expires_ms ? json(*r.expires_ms) : json(nullptr);
         bans.push_back(std::move(j));
     }
@@ -90,6 +90,7 @@ BanBook BanBook::from_json(const json& j, std::size_t history_max) {
             if (!b.at("expires_ms").is_null())
                 r.expires_ms = b.at("expires_ms").get<std::int64_t>();
             r.offence = b.at("offence").get<std::uint32_t>();
+            r.kernel_created_ns = b.value("kernel_created_ns", std::uint64_t{0});
             book.put(std::move(r));
         }
         for (const auto& h : j.at("history")) {

@@ -27,6 +27,9 @@ struct BanRecord {
     std::int64_t created_ms = 0;
     std::optional<std::int64_t> expires_ms;  // none: until removed
     std::uint32_t offence = 0;  // 1 = first offence within the memory period
+    // The kernel entry's created_ns this record describes (0: not known yet). A
+    // different one at the same prefix is a new ban, e.g. a re-offence after expiry.
+    std::uint64_t kernel_created_ns = 0;
     bool operator==(const BanRecord&) const = default;
 };
 
