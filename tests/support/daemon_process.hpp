@@ -35,7 +35,12 @@ public:
     }
     ~DaemonProcess() {
         kill9();
-        shell(std::string(RLGATED_PATH) + " --cleanup --config " + config_path_);
+        // A config of our own: the test's may have been left broken on purpose.
+        const auto cleanup = (dir_ / "cleanup.json").string();
+        std::ofstream(cleanup) << nlohmann::json{{"tiers", {{"d", {{"pps", 1}, {"burst", 1}}}}},
+                                                 {"daemon", {{"pin_dir", pin_dir_}, {"socket", socket()}}}}
+                                      .dump();
+        shell(std::string(RLGATED_PATH) + " --cleanup --config " + cleanup);
         std::error_code ec;
         std::filesystem::remove_all(dir_, ec);
         std::filesystem::remove_all(run_dir_, ec);
