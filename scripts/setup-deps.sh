@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Installs the Debian 12 packages rlgate needs (only the missing ones) and
 # mounts bpffs. Idempotent; safe to run on every build.
+#   --tests   also what only the test suite needs (a headless browser)
 set -euo pipefail
 
 PACKAGES=(
@@ -10,8 +11,10 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libsystemd-dev
   iproute2 nftables ethtool util-linux
-  chromium chromium-driver fonts-liberation  # the dashboard's browser test (fonts: a Recommends we skip)
 )
+if [[ "${1:-}" == "--tests" ]]; then
+  PACKAGES+=(chromium chromium-driver fonts-liberation)  # the dashboard's browser test (fonts: a Recommends we skip)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
