@@ -16,18 +16,8 @@ COUNT=200000
 SYN_COUNT=50000
 MIN_PERCENT=90
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-skip() {
-    if [[ "${CI:-}" == true ]]; then
-        fail "$* (prerequisites are mandatory with CI=true)"
-    fi
-    echo "SKIP: $*"
-    exit 77
-}
+# shellcheck source=lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 [[ -n "$FLOOD" && -x "$FLOOD" ]] || fail "usage: $0 PATH/TO/rlgate-flood (got '${FLOOD}')"
 [[ $EUID -eq 0 ]] || skip "needs root"

@@ -17,18 +17,8 @@ MIN_DROP_PERCENT=80
 TIER_PPS=100
 TIER_BURST=200
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-skip() {
-    if [[ "${CI:-}" == true ]]; then
-        fail "$* (prerequisites are mandatory with CI=true)"
-    fi
-    echo "SKIP: $*"
-    exit 77
-}
+# shellcheck source=lib.sh
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 
 [[ -n "$BUILD_DIR" && -d "$BUILD_DIR" ]] || fail "usage: $0 BUILD_DIR (got '${BUILD_DIR}')"
 [[ -x "$QUICKSTART" ]] || fail "$QUICKSTART not found"

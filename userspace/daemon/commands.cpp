@@ -344,7 +344,7 @@ json Daemon::cmd_policy_apply(const json& args) {
     std::vector<std::string> warnings;
     std::uint32_t gen = 0;
     try {
-        gen = apply_effective_policy(config_, warnings);
+        gen = apply_effective_policy(warnings);
     } catch (const policy::PolicyError& e) {
         base_policy_ = old;
         throw ProtocolError(code::invalid_config, e.what(), {{"file", file}, {"field", e.field()}, {"reason", e.what()}});

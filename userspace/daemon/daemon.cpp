@@ -107,7 +107,7 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
     policy_source_ = options_.config_path;
     ReloadOutcome first{.ok = true, .trigger = "startup", .at = std::chrono::system_clock::now()};
     try {
-        first.generation = apply_effective_policy(config_, first.warnings);
+        first.generation = apply_effective_policy(first.warnings);
     } catch (const std::exception& e) {
         throw StartupError(std::string("cannot apply the policy: ") + e.what());
     }
@@ -157,8 +157,7 @@ std::size_t Daemon::cleanup(const config::Config& cfg) {
 
 void Daemon::notify_systemd(const std::string& state) const { sd_notify(0, state.c_str()); }
 
-std::uint32_t Daemon::apply_effective_policy(const config::Config& cfg, std::vector<std::string>& warnings) {
-    (void)cfg;
+std::uint32_t Daemon::apply_effective_policy(std::vector<std::string>& warnings) {
     auto eff = config::effective_policy(base_policy_, overlay_, &warnings);
     auto compiled = policy::compile(eff);
     const auto gen = dataplane_->apply_policy(compiled);
@@ -224,7 +223,7 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     const auto old_base = base_policy_;
     base_policy_ = next.policy;
     try {
-        out.generation = apply_effective_policy(next, out.warnings);
+        out.generation = apply_effective_policy(out.warnings);
     } catch (...) {
         base_policy_ = old_base;
         throw;
@@ -319,12 +318,12 @@ void Daemon::change_overlay(const std::function<void(config::RuntimeOverlay&)>& 
         return;
     std::vector<std::string> warnings;
     try {
-        apply_effective_policy(config_, warnings);
+        apply_effective_policy(warnings);
         save_overlay();
     } catch (...) {
         overlay_ = old;
         std::vector<std::string> ignored;
-        apply_effective_policy(config_, ignored);  // the previous policy again, in a new generation
+        apply_effective_policy(ignored);  // the previous policy again, in a new generation
         throw;
     }
 }

@@ -71,7 +71,7 @@ private:
     // Policy and interfaces
     ReloadOutcome reload_from_file(const std::string& trigger);
     ReloadOutcome apply_config(config::Config next, const std::string& trigger, const std::string& source);
-    std::uint32_t apply_effective_policy(const config::Config& cfg, std::vector<std::string>& warnings);
+    std::uint32_t apply_effective_policy(std::vector<std::string>& warnings);
     std::vector<std::string> reconcile_interfaces();
     void load_overlay();
     void save_overlay();

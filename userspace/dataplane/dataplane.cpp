@@ -666,34 +666,12 @@ void Dataplane::clear_buckets() {
         bpf_map_delete_elem(fd, &k);
 }
 
-std::size_t Dataplane::count_buckets() const {
+void Dataplane::for_each_bucket_chunk(const char* what,
+                                      const std::function<void(std::span<const rl_bucket_key>, std::span<const rl_bucket>)>& fn) const {
     const int fd = bpf_map__fd(skel_->maps.rl_buckets);
     constexpr std::uint32_t kChunk = 8192;
     std::vector<rl_bucket_key> keys(kChunk);
     std::vector<rl_bucket> values(kChunk);
-    rl_bucket_key batch{};
-    bool first = true;
-    std::size_t total = 0;
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    for (;;) {
-        std::uint32_t count = kChunk;
-        const int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(), values.data(),
-                                             &count, &opts);
-        first = false;
-        if (err != 0 && errno != ENOENT)
-            throw BpfError(errno, "count rl_buckets");
-        total += count;
-        if (err != 0)
-            return total;
-    }
-}
-
-std::vector<BucketEntry> Dataplane::snapshot_buckets() const {
-    const int fd = bpf_map__fd(skel_->maps.rl_buckets);
-    constexpr std::uint32_t kChunk = 8192;
-    std::vector<rl_bucket_key> keys(kChunk);
-    std::vector<rl_bucket> values(kChunk);
-    std::vector<BucketEntry> out;
     rl_bucket_key batch{};  // opaque cursor; hash maps use 4 bytes of it
     bool first = true;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -703,12 +681,25 @@ std::vector<BucketEntry> Dataplane::snapshot_buckets() const {
                                              &count, &opts);
         first = false;
         if (err != 0 && errno != ENOENT)
-            throw BpfError(errno, "read rl_buckets");
-        for (std::uint32_t i = 0; i < count; ++i)
-            out.push_back(BucketEntry{keys[i], values[i]});
+            throw BpfError(errno, what);
+        fn(std::span(keys.data(), count), std::span(values.data(), count));
         if (err != 0)  // ENOENT: that was the last chunk
-            break;
+            return;
     }
+}
+
+std::size_t Dataplane::count_buckets() const {
+    std::size_t total = 0;
+    for_each_bucket_chunk("count rl_buckets", [&](auto keys, auto) { total += keys.size(); });
+    return total;
+}
+
+std::vector<BucketEntry> Dataplane::snapshot_buckets() const {
+    std::vector<BucketEntry> out;
+    for_each_bucket_chunk("read rl_buckets", [&](auto keys, auto values) {
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            out.push_back(BucketEntry{keys[i], values[i]});
+    });
     return out;
 }
 

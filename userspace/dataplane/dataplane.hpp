@@ -177,6 +177,9 @@ private:
     rl_ctl* ctl();
     [[nodiscard]] const rl_ctl* ctl() const;
     void bump_ban_generation();
+    // Batch reads of rl_buckets, a chunk at a time (the map can hold millions).
+    void for_each_bucket_chunk(const char* what,
+                               const std::function<void(std::span<const rl_bucket_key>, std::span<const rl_bucket>)>& fn) const;
     void adopt_pinned_maps();
     void adopt_pinned_links();
     [[nodiscard]] std::string link_pin_path(const std::string& ifname) const;
