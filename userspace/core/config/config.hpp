@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/config/json_reader.hpp"  // ConfigError
 #include "core/policy/policy.hpp"
 
 namespace rlgate::config {
@@ -107,19 +108,6 @@ const char* to_string(AlertType t);
 // "http://host:port/path" -> Webhook; nullopt with `error` set otherwise.
 std::optional<Webhook> parse_webhook_url(std::string_view url, std::string* error);
 
-// Rejection of a config file: which file, which field (a dotted path such as
-// "tiers.free.pps" or "rules[2].ports"), and why. Syntax errors carry the
-// line and column in `field` ("line 12, column 5").
-class ConfigError : public std::runtime_error {
-public:
-    ConfigError(std::string file, std::string field, std::string reason);
-    [[nodiscard]] const std::string& file() const { return file_; }
-    [[nodiscard]] const std::string& field() const { return field_; }
-    [[nodiscard]] const std::string& reason() const { return reason_; }
-
-private:
-    std::string file_, field_, reason_;
-};
 
 // Parses and validates; `file` only names the source in errors. The policy
 // part is also compiled once, so a config that parses is one the dataplane
