@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "core/ratelimit/decision.hpp"
 #include "core/ratelimit/memory_store.hpp"
@@ -183,6 +187,60 @@ TEST(MemoryStore, StaysBoundedUnderKeySprayingAndKeepsActiveKeys) {
         EXPECT_FALSE(small.decide(key, specs, 1000, 5).allowed) << key << ": found with its state after backward-shift deletions";
     }
     EXPECT_EQ(present, 64);
+}
+
+
+TEST(MemoryStore, SeveralKeysAreChargedTogetherOrNotAtAll) {
+    const std::array per_key = {spec(Algorithm::token_bucket, 10, 60)};
+    const std::array global = {spec(Algorithm::fixed_window, 3, 60)};
+    MemoryStore store(1000, 4);
+    const std::int64_t t0 = 600 * kSec;
+    std::array<MemoryStore::KeyedLimits, 2> a = {{{"key:a", per_key}, {"global", global}}};
+    std::array<MemoryStore::KeyedLimits, 2> b = {{{"key:b", per_key}, {"global", global}}};
+    EXPECT_TRUE(store.decide_keys(a, t0, 1).allowed);
+    EXPECT_TRUE(store.decide_keys(b, t0, 1).allowed);
+    EXPECT_TRUE(store.decide_keys(a, t0, 1).allowed);
+    const auto refused = store.decide_keys(b, t0, 1);
+    EXPECT_FALSE(refused.allowed) << "the shared global limit of 3 is spent";
+    EXPECT_EQ(refused.tightest_group, 1U);
+    EXPECT_EQ(refused.tightest_index, 0U);
+    EXPECT_EQ(refused.tightest.retry_after_ns, 60 * kSec);
+    // The refused request charged key:b nothing: 9 of its 10 tokens are left.
+    const std::array only_b = {MemoryStore::KeyedLimits{"key:b", per_key}};
+    const auto next = store.decide_keys(only_b, t0, 9);
+    EXPECT_TRUE(next.allowed);
+    EXPECT_EQ(next.tightest.remaining, 0U);
+    // Allowed: the key with least left is reported.
+    std::array<MemoryStore::KeyedLimits, 2> c = {{{"key:c", per_key}, {"global", per_key}}};
+    MemoryStore fresh(1000, 4);
+    EXPECT_TRUE(fresh.decide_keys(c, t0, 4).allowed);
+    const std::array only_c = {MemoryStore::KeyedLimits{"key:c", per_key}};
+    EXPECT_TRUE(fresh.decide_keys(only_c, t0, 2).allowed);
+    const auto both = fresh.decide_keys(c, t0, 1);
+    EXPECT_TRUE(both.allowed);
+    EXPECT_EQ(both.tightest_group, 0U);
+    EXPECT_EQ(both.tightest.remaining, 3U);
+    std::array<MemoryStore::KeyedLimits, 5> too_many{};
+    EXPECT_THROW(store.decide_keys(too_many, t0, 1), std::invalid_argument);
+}
+
+TEST(MemoryStore, ConcurrentMultiKeyDecisionsNeverExceedTheSharedLimit) {
+    const std::array global = {spec(Algorithm::gcra, 1000, 3600)};
+    const std::array per_key = {spec(Algorithm::token_bucket, 100'000, 1)};
+    MemoryStore store(10'000, 16);
+    std::atomic<int> admitted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 2000; ++i) {
+                const std::string key = "k" + std::to_string(t) + "-" + std::to_string(i % 37);
+                const std::array<MemoryStore::KeyedLimits, 2> keys = {{{key, per_key}, {"global", global}}};
+                admitted += store.decide_keys(keys, kSec, 1).allowed;
+            }
+        });
+    for (auto& th : threads)
+        th.join();
+    EXPECT_EQ(admitted.load(), 1000);
 }
 
 }  // namespace

@@ -3,6 +3,12 @@
 
 namespace rlgate::ratelimit {
 
+bool is_tighter(const Verdict& v, const Verdict& than) {
+    if (!v.allowed)
+        return than.allowed || v.retry_after_ns > than.retry_after_ns;
+    return than.allowed && (v.remaining < than.remaining || (v.remaining == than.remaining && v.reset_ns > than.reset_ns));
+}
+
 Decision decide(std::span<const LimitSpec> specs, std::span<LimitState> states, std::int64_t now_ns, std::uint64_t cost) {
     Decision d;
     if (specs.size() == 1) {  // the common case needs no second pass
@@ -14,12 +20,7 @@ Decision decide(std::span<const LimitSpec> specs, std::span<LimitState> states, 
     bool first = true;
     for (std::size_t i = 0; i < specs.size(); ++i) {
         const auto v = check(specs[i], states[i], now_ns, cost, false);
-        // Denied: the limit that makes the client wait longest. Allowed: the one with least left.
-        const bool tighter = first || (!v.allowed && (d.tightest.allowed || v.retry_after_ns > d.tightest.retry_after_ns)) ||
-                             (v.allowed && d.tightest.allowed &&
-                              (v.remaining < d.tightest.remaining ||
-                               (v.remaining == d.tightest.remaining && v.reset_ns > d.tightest.reset_ns)));
-        if (tighter) {
+        if (first || is_tighter(v, d.tightest)) {
             d.tightest = v;
             d.tightest_index = i;
         }

@@ -53,12 +53,7 @@ void MemoryStore::evict_one(Shard& s) {
     ++s.evictions;
 }
 
-Decision MemoryStore::decide(std::string_view key, std::span<const LimitSpec> specs, std::int64_t now_ns, std::uint64_t cost) {
-    if (specs.size() > kMaxLimits)
-        throw std::invalid_argument("at most " + std::to_string(kMaxLimits) + " limits per decision");
-    const std::uint64_t tag = siphash13(key, k0_, k1_) | 1;
-    auto& shard = shards_[(tag >> 48) % shards_.size()];
-    std::lock_guard lock(shard.mu);
+MemoryStore::Slot& MemoryStore::slot_for(Shard& shard, std::uint64_t tag, std::size_t limits, std::int64_t now_ns) {
     const std::size_t mask = shard.slots.size() - 1;
     std::size_t pos = (tag >> 8) & mask;
     while (shard.slots[pos].tag != 0 && shard.slots[pos].tag != tag)
@@ -75,11 +70,84 @@ Decision MemoryStore::decide(std::string_view key, std::span<const LimitSpec> sp
     }
     Slot& slot = shard.slots[pos];
     slot.last_used = std::max(slot.last_used, now_ns);
-    if (slot.limits != specs.size()) {  // new key, or the policy changed shape: start over
+    if (slot.limits != limits) {  // new key, or the policy changed shape: start over
         slot.states = {};
-        slot.limits = static_cast<std::uint32_t>(specs.size());
+        slot.limits = static_cast<std::uint32_t>(limits);
     }
+    return slot;
+}
+
+MemoryStore::Slot* MemoryStore::find(Shard& shard, std::uint64_t tag) {
+    const std::size_t mask = shard.slots.size() - 1;
+    for (std::size_t pos = (tag >> 8) & mask; shard.slots[pos].tag != 0; pos = (pos + 1) & mask)
+        if (shard.slots[pos].tag == tag)
+            return &shard.slots[pos];
+    return nullptr;
+}
+
+Decision MemoryStore::decide(std::string_view key, std::span<const LimitSpec> specs, std::int64_t now_ns, std::uint64_t cost) {
+    if (specs.size() > kMaxLimits)
+        throw std::invalid_argument("at most " + std::to_string(kMaxLimits) + " limits per decision");
+    const std::uint64_t tag = siphash13(key, k0_, k1_) | 1;
+    auto& shard = shards_[(tag >> 48) % shards_.size()];
+    std::lock_guard lock(shard.mu);
+    Slot& slot = slot_for(shard, tag, specs.size(), now_ns);
     return ratelimit::decide(specs, std::span(slot.states.data(), specs.size()), now_ns, cost);
+}
+
+Decision MemoryStore::decide_keys(std::span<const KeyedLimits> keys, std::int64_t now_ns, std::uint64_t cost) {
+    if (keys.size() > kMaxKeys)
+        throw std::invalid_argument("at most " + std::to_string(kMaxKeys) + " keys per decision");
+    if (keys.size() == 1)
+        return decide(keys[0].key, keys[0].specs, now_ns, cost);
+    std::array<std::uint64_t, kMaxKeys> tags{};
+    std::array<std::size_t, kMaxKeys> shard_of{}, order{};
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (keys[i].specs.size() > kMaxLimits)
+            throw std::invalid_argument("at most " + std::to_string(kMaxLimits) + " limits per decision");
+        tags[i] = siphash13(keys[i].key, k0_, k1_) | 1;
+        shard_of[i] = (tags[i] >> 48) % shards_.size();
+        order[i] = i;
+    }
+    // Locks in shard order (each shard once), so two requests never deadlock.
+    std::sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keys.size()),
+              [&](std::size_t a, std::size_t b) { return shard_of[a] < shard_of[b]; });
+    std::array<std::unique_lock<std::mutex>, kMaxKeys> locks;
+    for (std::size_t j = 0, n = 0; j < keys.size(); ++j)
+        if (j == 0 || shard_of[order[j]] != shard_of[order[j - 1]])
+            locks[n++] = std::unique_lock(shards_[shard_of[order[j]]].mu);
+
+    // Insert every key first, then look the slots up: an insertion may move
+    // (or, with a tiny shard, evict) a slot found before it. An evicted one
+    // is judged from a fresh state for this request.
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        slot_for(shards_[shard_of[i]], tags[i], keys[i].specs.size(), now_ns);
+    std::array<LimitState*, kMaxKeys> states{};
+    std::array<std::array<LimitState, kMaxLimits>, kMaxKeys> fresh{};
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        Slot* slot = find(shards_[shard_of[i]], tags[i]);
+        states[i] = slot && slot->limits == keys[i].specs.size() ? slot->states.data() : fresh[i].data();
+    }
+
+    Decision d;
+    d.allowed = true;
+    bool first = true;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        for (std::size_t j = 0; j < keys[i].specs.size(); ++j) {
+            const auto v = check(keys[i].specs[j], states[i][j], now_ns, cost, false);
+            if (first || is_tighter(v, d.tightest)) {
+                d.tightest = v;
+                d.tightest_group = i;
+                d.tightest_index = j;
+            }
+            first = false;
+            d.allowed = d.allowed && v.allowed;
+        }
+    if (d.allowed)
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            for (std::size_t j = 0; j < keys[i].specs.size(); ++j)
+                check(keys[i].specs[j], states[i][j], now_ns, cost, true);
+    return d;
 }
 
 bool MemoryStore::contains(std::string_view key) const {

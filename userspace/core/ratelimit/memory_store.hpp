@@ -24,8 +24,22 @@ public:
     // `seed`: the hash key; 0 draws one from the OS.
     explicit MemoryStore(std::size_t max_keys, std::size_t shards = 64, std::uint64_t seed = 0);
 
+    static constexpr std::size_t kMaxKeys = 4;    // keys decided together per request
+
     // Throws std::invalid_argument for more than kMaxLimits specs.
     Decision decide(std::string_view key, std::span<const LimitSpec> specs, std::int64_t now_ns, std::uint64_t cost);
+
+    // One request against the limits of several keys at once (the caller's
+    // API key, its endpoint, the global limit ...): admitted only if every
+    // key's limits admit it, charged to all of them then, to none otherwise.
+    // The keys' shards are locked together (in shard order), so concurrent
+    // decisions never charge half a request. Throws std::invalid_argument
+    // for more than kMaxKeys keys or kMaxLimits specs in a key.
+    struct KeyedLimits {
+        std::string_view key;
+        std::span<const LimitSpec> specs;
+    };
+    Decision decide_keys(std::span<const KeyedLimits> keys, std::int64_t now_ns, std::uint64_t cost);
     [[nodiscard]] std::size_t size() const;
     [[nodiscard]] bool contains(std::string_view key) const;
     [[nodiscard]] std::uint64_t evictions() const;
@@ -45,6 +59,9 @@ private:
         std::uint64_t evictions = 0;
     };
     static void erase(Shard& s, std::size_t pos);
+    // The slot of `tag`, inserted (evicting if full) when absent; caller holds the lock.
+    Slot& slot_for(Shard& s, std::uint64_t tag, std::size_t limits, std::int64_t now_ns);
+    static Slot* find(Shard& s, std::uint64_t tag);
     void evict_one(Shard& s);
 
     std::uint64_t k0_, k1_;

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// The way to rlgated: abuse escalations ("ban this client IP") and periodic
+// decision counts, one NDJSON request per connection to the daemon's
+// escalation socket. Fire and forget, bounded: without a daemon (or without
+// permission) the escalation is only logged, and the request path never waits.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/net/ip_address.hpp"
+
+namespace rlgate::l7 {
+
+class Escalator {
+public:
+    Escalator(boost::asio::io_context& io, std::string socket_path);
+
+    void escalate(const net::IpAddress& client, const std::string& reason, std::int64_t ban_s);
+    void report(nlohmann::json args);
+    void set_socket(std::string path);
+
+    struct Stats {
+        std::uint64_t accepted = 0, refused = 0, unreachable = 0, dropped = 0;
+    };
+    [[nodiscard]] Stats stats() const;
+
+private:
+    void send(std::string command, nlohmann::json args, bool is_escalation);
+
+    boost::asio::io_context& io_;
+    boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+    std::string socket_path_;  // touched on strand_ only
+    std::atomic<int> in_flight_{0};
+    std::atomic<std::uint64_t> accepted_{0}, refused_{0}, unreachable_{0}, dropped_{0};
+    std::atomic<std::uint64_t> next_id_{1};
+    bool warned_unreachable_ = false;  // strand_ only
+};
+
+}  // namespace rlgate::l7

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "l7/limiter.hpp"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+namespace rlgate::l7 {
+namespace {
+
+constexpr std::size_t kAbuseKeys = 100'000;
+constexpr std::size_t kMaxCountSeries = 4096;  // tier x endpoint x verdict; more folds into "other"
+
+std::int64_t to_ns(auto d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); }
+
+}  // namespace
+
+Clock system_clock() {
+    return Clock{.monotonic_ns = [] { return to_ns(std::chrono::steady_clock::now().time_since_epoch()); },
+                 .unix_ns = [] { return to_ns(std::chrono::system_clock::now().time_since_epoch()); }};
+}
+
+const char* to_string(Verdict v) {
+    switch (v) {
+    case Verdict::allowed: return "allowed";
+    case Verdict::limited: return "limited";
+    case Verdict::bypassed: return "bypassed";
+    case Verdict::rejected: return "rejected";
+    }
+    return "unknown";
+}
+
+Limiter::Limiter(std::shared_ptr<const L7Config> config, Clock clock)
+    : config_(config),
+      clock_(std::move(clock)),
+      unix_offset_ns_(clock_.unix_ns() - clock_.monotonic_ns()),
+      store_(config->store_max_keys),
+      abuse_(kAbuseKeys, 16) {}
+
+void Limiter::reload(std::shared_ptr<const L7Config> config) { config_.store(std::move(config)); }
+
+Answer Limiter::decide(const RequestView& request) {
+    Answer a;
+    a.policy = config_.load();
+    const L7Config& c = *a.policy;
+    const std::int64_t unix_ns = clock_.unix_ns();
+    const std::int64_t unix_s = unix_ns / 1'000'000'000LL;
+    auto e = evaluate(c, request, unix_s);
+    a.client = e.client;
+    a.caller_kind = e.caller_kind;
+    a.tier = e.tier ? e.tier->name : "";
+    a.endpoint = e.endpoint ? e.endpoint->name : "";
+    a.endpoint_config = e.endpoint;
+    switch (e.kind) {
+    case Evaluation::Kind::reject:
+        a.verdict = Verdict::rejected;
+        a.status = e.status;
+        a.body = nlohmann::json{{"error", e.error}, {"message", e.message}}.dump();
+        return a;
+    case Evaluation::Kind::bypass:
+        a.verdict = Verdict::bypassed;
+        return a;
+    case Evaluation::Kind::limit:
+        break;
+    }
+    if (e.key_count == 0)  // nothing limits this caller here
+        return a;
+    // One clock for every limit: monotonic (no jumps), shifted to Unix time
+    // at start so calendar windows fall on UTC boundaries.
+    const auto keyed = e.keyed();
+    const std::int64_t now = clock_.monotonic_ns() + unix_offset_ns_;
+    const auto d = store_.decide_keys(std::span(keyed.data(), e.key_count), now, e.cost);
+    a.headers = rate_limit_headers(e.spec_of(d), d, unix_s, c.headers);
+    if (d.allowed)
+        return a;
+    a.verdict = Verdict::limited;
+    a.status = c.deny_status;
+    a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
+    a.body = too_many_requests_body(d, unix_s, e.tier && !e.tier->message.empty() ? e.tier->message : c.message);
+    return a;
+}
+
+void Limiter::record(Answer& a) {
+    count(a.tier, a.endpoint, a.verdict);
+    if (a.verdict != Verdict::limited || !a.policy || !a.policy->escalation.enabled)
+        return;
+    a.escalate = over_abuse_threshold(*a.policy, a.client, clock_.monotonic_ns());
+    if (a.escalate)
+        ++escalations_;
+}
+
+bool Limiter::over_abuse_threshold(const L7Config& c, const net::IpAddress& client, std::int64_t now_ns) {
+    const ratelimit::LimitSpec refusals{.name = "abuse",
+                                        .algorithm = ratelimit::Algorithm::sliding_window,
+                                        .limit = c.escalation.after,
+                                        .period_ns = static_cast<std::uint64_t>(c.escalation.window_ns)};
+    const auto key = client.to_string();
+    if (abuse_.decide("refusals|" + key, std::span(&refusals, 1), now_ns, 1).allowed)
+        return false;
+    // Over the threshold: one escalation per ban length, not one per refusal.
+    const ratelimit::LimitSpec once{.name = "cool-down",
+                                    .algorithm = ratelimit::Algorithm::fixed_window,
+                                    .limit = 1,
+                                    .period_ns = static_cast<std::uint64_t>(c.escalation.ban_ns)};
+    return abuse_.decide("escalated|" + key, std::span(&once, 1), now_ns, 1).allowed;
+}
+
+void Limiter::count(const std::string& tier, const std::string& endpoint, Verdict v) {
+    std::lock_guard lock(counts_mu_);
+    auto key = std::make_tuple(tier, endpoint, v);
+    if (auto it = counts_.find(key); it != counts_.end()) {
+        ++it->second;
+        return;
+    }
+    if (counts_.size() >= kMaxCountSeries)
+        key = std::make_tuple(std::string("other"), std::string("other"), v);
+    ++counts_[key];
+}
+
+std::vector<Limiter::Count> Limiter::counts() const {
+    std::lock_guard lock(counts_mu_);
+    std::vector<Count> out;
+    out.reserve(counts_.size());
+    for (const auto& [k, n] : counts_)
+        out.push_back({std::get<0>(k), std::get<1>(k), to_string(std::get<2>(k)), n});
+    return out;
+}
+
+}  // namespace rlgate::l7

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// rlgate-l7: the companion HTTP API limiter. Unprivileged: refuses to run as
+// root unless told which user to become once its port is bound.
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/config/json_reader.hpp"
+#include "l7/escalator.hpp"
+#include "l7/limiter.hpp"
+#include "l7/server.hpp"
+
+namespace asio = boost::asio;
+using namespace rlgate;
+
+namespace {
+
+std::optional<std::string> read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return std::nullopt;
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+std::shared_ptr<const l7::L7Config> load(const std::string& path) {
+    const auto text = read_file(path);
+    if (!text)
+        throw config::ConfigError(path, "", std::string("cannot read: ") + std::strerror(errno));
+    return std::make_shared<const l7::L7Config>(l7::parse_l7_config(*text, path, read_file));
+}
+
+// Drops root for good: supplementary groups of `user` (so an escalation
+// group membership counts), then its gid and uid.
+void become(const std::string& user) {
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (!pw)
+        throw std::runtime_error("--user: no user named '" + user + "'");
+    if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+        throw std::runtime_error("--user: cannot switch to '" + user + "': " + std::strerror(errno));
+    if (::setuid(0) == 0)
+        throw std::runtime_error("--user: root could be regained; refusing to run");
+}
+
+void set_level(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"rlgate-l7: HTTP API rate limiter (forward-auth or reverse proxy)"};
+    std::string config_path = "/etc/rlgate/l7.json";
+    std::string user;
+    bool check = false;
+    unsigned threads = std::max(1U, std::thread::hardware_concurrency());
+    app.add_option("-c,--config", config_path, "config file (JSON with comments)")->capture_default_str();
+    app.add_flag("--check", check, "validate the config and exit (0 valid, 1 invalid)");
+    app.add_option("--user", user, "when started as root: the user to run as once the port is bound");
+    app.add_option("--threads", threads, "worker threads (default: one per CPU)")->check(CLI::Range(1U, 256U));
+    app.add_flag_callback("--version", [] {
+        std::printf("rlgate-l7 %s\n", RLGATE_VERSION);
+        throw CLI::Success();
+    }, "print the version");
+    CLI11_PARSE(app, argc, argv);
+
+    std::shared_ptr<const l7::L7Config> cfg;
+    try {
+        cfg = load(config_path);
+    } catch (const config::ConfigError& e) {
+        std::fprintf(stderr, "rlgate-l7: invalid config: %s\n", e.what());
+        return 1;
+    }
+    if (check) {
+        std::printf("%s: valid (%s mode, %zu tiers, %zu endpoints)\n", config_path.c_str(),
+                    cfg->mode == l7::Mode::proxy ? "proxy" : "forward-auth", cfg->tiers.size(), cfg->endpoints.size());
+        return 0;
+    }
+    if (::geteuid() == 0 && user.empty()) {
+        std::fprintf(stderr,
+                     "rlgate-l7: refusing to run as root: it parses untrusted HTTP. Start it as a dedicated user "
+                     "(systemd: DynamicUser=yes or User=), or pass --user NAME to switch after binding.\n");
+        return 1;
+    }
+    set_level(cfg->log_level);
+
+    try {
+        asio::io_context io(static_cast<int>(threads));
+        l7::Limiter limiter(cfg, l7::system_clock());
+        l7::Escalator escalator(io, cfg->escalation.socket);
+        l7::Server server(io, limiter, escalator);
+        server.start();
+        if (!user.empty() && ::geteuid() == 0)
+            become(user);
+        spdlog::info("rlgate-l7 {} listening on {}:{} ({} mode{}), {} threads", RLGATE_VERSION,
+                     server.local_endpoint().address().to_string(), server.local_endpoint().port(),
+                     cfg->mode == l7::Mode::proxy ? "proxy" : "forward-auth",
+                     cfg->mode == l7::Mode::proxy ? ", upstream " + cfg->upstream.host + ":" + std::to_string(cfg->upstream.port)
+                                                  : ", check " + cfg->check_path,
+                     threads);
+
+        asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+        stop_signals.async_wait([&](boost::system::error_code, int sig) {
+            spdlog::info("signal {}: stopping", sig);
+            server.stop();
+            io.stop();
+        });
+        asio::signal_set hup(io, SIGHUP);
+        std::function<void()> wait_hup = [&] {
+            hup.async_wait([&](boost::system::error_code ec, int) {
+                if (ec)
+                    return;
+                try {
+                    auto next = load(config_path);
+                    const auto& cur = *limiter.config();
+                    if (next->mode != cur.mode || next->listen_host != cur.listen_host || next->listen_port != cur.listen_port)
+                        spdlog::warn("reload: mode and listen take effect at the next restart");
+                    set_level(next->log_level);
+                    escalator.set_socket(next->escalation.socket);
+                    limiter.reload(std::move(next));
+                    spdlog::info("reload: {} applied", config_path);
+                } catch (const std::exception& e) {
+                    spdlog::error("reload rejected, the running policy stays: {}", e.what());
+                }
+                wait_hup();
+            });
+        };
+        wait_hup();
+
+        // Decision counts to rlgated, as deltas.
+        asio::steady_timer report_timer(io);
+        std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> reported;
+        std::function<void()> schedule_report = [&] {
+            report_timer.expires_after(std::chrono::nanoseconds(limiter.config()->escalation.report_interval_ns));
+            report_timer.async_wait([&](boost::system::error_code ec) {
+                if (ec)
+                    return;
+                if (limiter.config()->escalation.enabled) {
+                    auto decisions = nlohmann::json::array();
+                    for (const auto& c : limiter.counts()) {
+                        auto& last = reported[{c.tier, c.endpoint, c.verdict}];
+                        if (c.count > last)
+                            decisions.push_back({{"tier", c.tier.empty() ? "-" : c.tier},
+                                                 {"endpoint", c.endpoint.empty() ? "-" : c.endpoint},
+                                                 {"verdict", c.verdict},
+                                                 {"count", c.count - last}});
+                        last = c.count;
+                    }
+                    if (!decisions.empty())
+                        escalator.report({{"decisions", decisions}, {"redis", "unused"}});
+                }
+                schedule_report();
+            });
+        };
+        schedule_report();
+
+        std::vector<std::jthread> workers;
+        for (unsigned i = 1; i < threads; ++i)
+            workers.emplace_back([&io] { io.run(); });
+        io.run();
+        for (auto& w : workers)
+            w.join();
+    } catch (const std::exception& e) {
+        spdlog::error("rlgate-l7: {}", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: BSD-2-Clause
+#include "l7/server.hpp"
+
+#include <array>
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/metrics/exposition.hpp"
+
+namespace rlgate::l7 {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kRelayChunk = 64 * 1024;
+constexpr std::uint64_t kCheckBodyLimit = 64 * 1024;  // forward-auth subrequests carry no real body
+
+using RequestParser = http::request_parser<http::buffer_body>;
+using Request = http::request<http::buffer_body>;
+
+net::IpAddress to_ip(const asio::ip::address& a) {
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return *net::IpAddress::parse(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string());
+    return *net::IpAddress::parse(a.to_string());
+}
+
+bool is_loopback(const asio::ip::address& a) {
+    return a.is_loopback() ||
+           (a.is_v6() && a.to_v6().is_v4_mapped() && asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback());
+}
+
+std::string_view path_of(std::string_view target) {
+    return target.substr(0, target.find('?'));
+}
+
+// A small response of our own (errors, 429s, forward-auth answers, metrics).
+http::response<http::string_body> make_response(unsigned status, unsigned version, bool keep_alive, std::string body,
+                                                std::string_view content_type = "application/json") {
+    http::response<http::string_body> res{static_cast<http::status>(status), version};
+    res.set(http::field::server, "rlgate-l7");
+    if (!body.empty())
+        res.set(http::field::content_type, content_type);
+    res.body() = std::move(body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    return res;
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+    return nlohmann::json{{"error", code}, {"message", message}}.dump();
+}
+
+// Headers that belong to one hop and must not be forwarded (RFC 9110 7.6.1).
+void strip_hop_by_hop(http::fields& f) {
+    // Connection may name further hop-by-hop fields.
+    std::vector<std::string> named;
+    const auto [first, last] = f.equal_range(http::field::connection);
+    for (auto it = first; it != last; ++it)
+        for (auto const& token : http::token_list(it->value()))
+            named.emplace_back(token);
+    for (const auto& n : named)
+        f.erase(n);
+    for (auto h : {http::field::connection, http::field::keep_alive, http::field::proxy_authenticate,
+                   http::field::proxy_authorization, http::field::te, http::field::trailer, http::field::upgrade})
+        f.erase(h);
+    f.erase("Proxy-Connection");
+}
+
+// Reads whatever body is left (discarding it), up to the parser's limit.
+template <class Stream>
+asio::awaitable<boost::system::error_code> drain(Stream& stream, beast::flat_buffer& buf, RequestParser& parser) {
+    std::array<char, 8192> scratch{};
+    boost::system::error_code ec;
+    while (!parser.is_done()) {
+        parser.get().body().data = scratch.data();
+        parser.get().body().size = scratch.size();
+        std::tie(ec, std::ignore) = co_await http::async_read(stream, buf, parser, kUse);
+        if (ec == http::error::need_buffer)
+            ec = {};
+        if (ec)
+            break;
+    }
+    co_return ec;
+}
+
+// Copies the rest of a message body from `in` to `out` through the
+// serializer; `p` has its header read and `sr` its header written.
+template <bool isRequest, class InStream, class OutStream>
+asio::awaitable<boost::system::error_code> relay_body(InStream& in, beast::flat_buffer& in_buf, OutStream& out,
+                                                      http::parser<isRequest, http::buffer_body>& p,
+                                                      http::serializer<isRequest, http::buffer_body>& sr,
+                                                      std::chrono::nanoseconds idle) {
+    std::vector<char> chunk(kRelayChunk);
+    boost::system::error_code ec;
+    do {
+        if (!p.is_done()) {
+            p.get().body().data = chunk.data();
+            p.get().body().size = chunk.size();
+            beast::get_lowest_layer(in).expires_after(idle);
+            std::tie(ec, std::ignore) = co_await http::async_read(in, in_buf, p, kUse);
+            if (ec == http::error::need_buffer)
+                ec = {};
+            if (ec)
+                co_return ec;
+            p.get().body().size = chunk.size() - p.get().body().size;
+            p.get().body().data = chunk.data();
+            p.get().body().more = !p.is_done();
+        } else {
+            p.get().body().data = nullptr;
+            p.get().body().size = 0;
+        }
+        beast::get_lowest_layer(out).expires_after(idle);
+        std::tie(ec, std::ignore) = co_await http::async_write(out, sr, kUse);
+        if (ec == http::error::need_buffer)
+            ec = {};
+        if (ec)
+            co_return ec;
+    } while (!p.is_done() && !sr.is_done());
+    co_return ec;
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, Limiter& limiter, Escalator& escalator)
+    : io_(io), limiter_(limiter), escalator_(escalator), pool_(io), acceptor_(io) {}
+
+void Server::start() {
+    const auto c = limiter_.config();
+    const tcp::endpoint ep(asio::ip::make_address(c->listen_host), c->listen_port);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    local_ = acceptor_.local_endpoint();
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+}
+
+void Server::stop() {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+}
+
+ThrottleGate& Server::gate(const std::string& endpoint) {
+    std::lock_guard lock(gates_mu_);
+    auto& g = gates_[endpoint];
+    if (!g)
+        g = std::make_unique<ThrottleGate>();
+    return *g;
+}
+
+asio::awaitable<void> Server::accept_loop() {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kUse);
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open())
+            co_return;
+        if (ec) {
+            // EMFILE and friends: back off instead of spinning.
+            spdlog::warn("accept: {}", ec.message());
+            asio::steady_timer t(io_, 100ms);
+            co_await t.async_wait(kUse);
+            continue;
+        }
+        const auto limit = limiter_.config()->limits.max_connections;
+        if (connections_.load() >= limit) {
+            ++connections_refused_;
+            // One short answer, then close: cheaper than holding the socket.
+            static constexpr std::string_view kBusy =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+            boost::system::error_code ignored;
+            socket.non_blocking(true, ignored);
+            socket.write_some(asio::buffer(kBusy), ignored);
+            socket.close(ignored);
+            continue;
+        }
+        ++connections_;
+        ++connections_total_;
+        asio::co_spawn(socket.get_executor(), session(std::move(socket)), asio::detached);
+    }
+}
+
+asio::awaitable<void> Server::session(tcp::socket socket) {
+    struct Count {
+        std::atomic<std::uint64_t>& n;
+        ~Count() { --n; }
+    } count{connections_};
+    boost::system::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    const auto peer_endpoint = socket.remote_endpoint(ec);
+    if (ec)
+        co_return;
+    const net::IpAddress peer = to_ip(peer_endpoint.address());
+    const bool loopback_peer = is_loopback(peer_endpoint.address());
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buf;
+    bool first = true;
+
+    auto send = [&](auto&& res) -> asio::awaitable<bool> {
+        stream.expires_after(10s);
+        auto [wec, n] = co_await http::async_write(stream, res, kUse);
+        co_return !wec && res.keep_alive();
+    };
+
+    for (;;) {
+        const auto cfg = limiter_.config();
+        const auto& lim = cfg->limits;
+        RequestParser parser;
+        parser.header_limit(lim.max_header_bytes);
+        parser.body_limit(cfg->mode == Mode::proxy ? lim.max_body_bytes : kCheckBodyLimit);
+        stream.expires_after(std::chrono::nanoseconds(first ? lim.header_timeout_ns : lim.idle_timeout_ns));
+        std::tie(ec, std::ignore) = co_await http::async_read_header(stream, buf, parser, kUse);
+        if (ec) {
+            if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset ||
+                ec == asio::error::eof || ec == asio::error::operation_aborted)
+                break;
+            ++bad_requests_;
+            const bool too_big = ec == http::error::header_limit || ec == http::error::buffer_overflow;
+            co_await send(make_response(too_big ? 431 : 400, 11, false,
+                                        error_body(too_big ? "request_header_too_large" : "bad_request",
+                                                   too_big ? "the request header is larger than allowed" : ec.message())));
+            break;
+        }
+        first = false;
+        Request& req = parser.get();
+        const unsigned version = req.version();
+        if (std::distance(req.begin(), req.end()) > static_cast<std::ptrdiff_t>(lim.max_headers)) {
+            ++bad_requests_;
+            co_await send(make_response(431, version, false, error_body("too_many_headers", "too many header fields")));
+            break;
+        }
+        const std::string target(req.target());
+
+        // Our own endpoint: metrics, for local scrapers only.
+        if (req.method() == http::verb::get && path_of(target) == cfg->metrics_path && loopback_peer) {
+            if ((co_await drain(stream, buf, parser)) || !co_await send(make_response(200, version, req.keep_alive(), metrics(),
+                                                                                      "text/plain; version=0.0.4")))
+                break;
+            continue;
+        }
+
+        // What is being asked for: the request itself, or (forward-auth) the
+        // original request described by the proxy's headers.
+        std::string method(req.method_string());
+        std::string uri = target;
+        if (cfg->mode == Mode::forward_auth) {
+            if (path_of(target) != cfg->check_path) {
+                if ((co_await drain(stream, buf, parser)) ||
+                    !co_await send(make_response(404, version, req.keep_alive(),
+                                                 error_body("not_found", "the check endpoint is " + cfg->check_path))))
+                    break;
+                continue;
+            }
+            auto field = [&](std::string_view a, std::string_view b) {
+                auto v = req[a];
+                return std::string(v.empty() ? req[b] : v);
+            };
+            if (auto m = field("X-Original-Method", "X-Forwarded-Method"); !m.empty())
+                method = m;
+            uri = field("X-Original-URI", "X-Forwarded-Uri");
+            if (uri.empty() || uri.front() != '/') {
+                ++bad_requests_;
+                if ((co_await drain(stream, buf, parser)) ||
+                    !co_await send(make_response(400, version, req.keep_alive(),
+                                                 error_body("bad_request", "the check needs the original URI in X-Original-URI "
+                                                                           "(nginx) or X-Forwarded-Uri (Caddy, Traefik)"))))
+                    break;
+                continue;
+            }
+        }
+        const RequestView view{.method = method,
+                               .target = uri,
+                               .peer = peer,
+                               .header = [&req](std::string_view name) -> std::string_view { return req[name]; }};
+        Answer answer = limiter_.decide(view);
+
+        // Throttled endpoints: wait for the limit instead of refusing, while
+        // the queue has room and the wait fits the deadline.
+        const Throttle* throttle =
+            answer.endpoint_config && answer.endpoint_config->throttle ? &*answer.endpoint_config->throttle : nullptr;
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::nanoseconds(throttle ? throttle->max_wait_ns : 0);
+        if (throttle && answer.verdict == Verdict::limited) {
+            ThrottleGate& g = gate(answer.endpoint);
+            while (answer.verdict == Verdict::limited &&
+                   std::chrono::steady_clock::now() + std::chrono::nanoseconds(answer.retry_after_ns) <= deadline &&
+                   g.enter_queue(*throttle)) {
+                ++queued_;
+                asio::steady_timer wait(stream.get_executor(), std::chrono::nanoseconds(answer.retry_after_ns));
+                co_await wait.async_wait(kUse);
+                g.leave_queue();
+                answer = limiter_.decide(view);
+            }
+        }
+        limiter_.record(answer);
+        if (answer.escalate)
+            escalator_.escalate(answer.client,
+                                "rlgate-l7: over " + std::to_string(cfg->escalation.after) + " refused requests within " +
+                                    std::to_string(cfg->escalation.window_ns / 1'000'000'000) + "s",
+                                cfg->escalation.ban_ns / 1'000'000'000);
+
+        const bool passes = answer.verdict == Verdict::allowed || answer.verdict == Verdict::bypassed;
+        if (!passes || cfg->mode == Mode::forward_auth) {
+            unsigned status = answer.status;
+            // nginx's auth_request passes on only 2xx, 401 and 403.
+            if (cfg->mode == Mode::forward_auth && cfg->deny_status != 429 && !passes && status != 401)
+                status = cfg->deny_status;
+            // A refused request's body is not read past the check limit: close instead.
+            bool keep = req.keep_alive();
+            if (!parser.is_done() && (cfg->mode == Mode::proxy || co_await drain(stream, buf, parser)))
+                keep = false;
+            auto res = make_response(status, version, keep, answer.body);
+            for (const auto& [k, v] : answer.headers)
+                res.set(k, v);
+            if (!co_await send(std::move(res)))
+                break;
+            continue;
+        }
+
+        // Reverse proxy: a concurrency slot, an upstream connection, then the
+        // request and the response streamed through.
+        ThrottleGate* slot = nullptr;
+        if (throttle && throttle->concurrency) {
+            slot = &gate(answer.endpoint);
+            if (!co_await slot->acquire(*throttle, deadline)) {
+                ++throttled_;
+                auto res = make_response(429, version, false,
+                                         error_body("throttled", "too many requests in progress for this endpoint"));
+                res.set(http::field::retry_after, "1");
+                co_await send(std::move(res));
+                break;
+            }
+        }
+        struct Release {
+            ThrottleGate* g;
+            ~Release() {
+                if (g)
+                    g->release();
+            }
+        } release{slot};
+
+        if (req[http::field::expect] == "100-continue") {
+            // Decided: let the client send its body (the upstream never sees the Expect).
+            req.erase(http::field::expect);
+            static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+            std::tie(ec, std::ignore) = co_await asio::async_write(stream, asio::buffer(k100), kUse);
+            if (ec)
+                break;
+        }
+        const bool client_keep_alive = req.keep_alive();
+        strip_hop_by_hop(req);
+        {
+            std::string xff(req["X-Forwarded-For"]);
+            xff = xff.empty() ? peer.to_string() : xff + ", " + peer.to_string();
+            req.set("X-Forwarded-For", xff);
+        }
+        req.keep_alive(true);
+        const auto& up = cfg->upstream;
+        const auto idle = std::chrono::nanoseconds(lim.idle_timeout_ns);
+        const bool bodyless = parser.is_done() && !parser.chunked() && !parser.content_length().value_or(0);
+
+        std::unique_ptr<UpstreamConnection> conn;
+        std::optional<http::response_parser<http::buffer_body>> rp;
+        boost::system::error_code uec;
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            conn = co_await pool_.acquire(up, uec);
+            if (!conn)
+                break;
+            http::request_serializer<http::buffer_body> sr{req};
+            conn->stream.expires_after(idle);
+            std::tie(uec, std::ignore) = co_await http::async_write_header(conn->stream, sr, kUse);
+            if (!uec)
+                uec = co_await relay_body(stream, buf, conn->stream, parser, sr, idle);
+            rp.emplace();
+            rp->body_limit(boost::none);
+            if (req.method() == http::verb::head)
+                rp->skip(true);
+            if (!uec) {
+                conn->stream.expires_after(std::chrono::nanoseconds(up.timeout_ns));
+                std::tie(uec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, *rp, kUse);
+            }
+            // A pooled connection the upstream closed meanwhile: once more on a
+            // fresh one, when nothing of a body was consumed.
+            if (uec && conn->reused && bodyless && uec != beast::error::timeout)
+                continue;
+            break;
+        }
+        if (!conn || uec) {
+            const bool timeout = uec == beast::error::timeout;
+            ++(timeout ? upstream_timeouts_ : upstream_errors_);
+            spdlog::debug("upstream {}:{}: {}", up.host, up.port, uec.message());
+            auto res = make_response(timeout ? 504 : 502, version, false,
+                                     error_body(timeout ? "upstream_timeout" : "bad_gateway",
+                                                timeout ? "the upstream did not answer in time" : "the upstream is unavailable"));
+            co_await send(std::move(res));
+            break;
+        }
+        auto& res = rp->get();
+        const bool upstream_keep_alive = res.keep_alive();
+        strip_hop_by_hop(res);
+        for (const auto& [k, v] : answer.headers)
+            res.set(k, v);
+        res.keep_alive(client_keep_alive);
+        http::response_serializer<http::buffer_body> rs{res};
+        stream.expires_after(idle);
+        std::tie(ec, std::ignore) = co_await http::async_write_header(stream, rs, kUse);
+        if (!ec)
+            ec = co_await relay_body(conn->stream, conn->buffer, stream, *rp, rs, idle);
+        if (!ec && rp->is_done() && upstream_keep_alive)
+            pool_.release(std::move(conn), up, lim.idle_timeout_ns);
+        if (ec || !client_keep_alive)
+            break;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+std::string Server::metrics() const {
+    metrics::Exposition x;
+    x.family("rlgate_l7_decisions_total", "counter", "Requests decided, by tier, endpoint and verdict.");
+    for (const auto& c : limiter_.counts())
+        x.sample("rlgate_l7_decisions_total", {{"tier", c.tier}, {"endpoint", c.endpoint}, {"verdict", c.verdict}}, c.count);
+    x.family("rlgate_l7_store_keys", "gauge", "Keys held by the in-memory limiter store.");
+    x.sample("rlgate_l7_store_keys", {}, limiter_.keys());
+    x.family("rlgate_l7_store_evictions_total", "counter", "Keys evicted from the full store (least recently used).");
+    x.sample("rlgate_l7_store_evictions_total", {}, limiter_.evictions());
+    x.family("rlgate_l7_escalations_total", "counter", "Client IPs handed to rlgated for a kernel ban.");
+    x.sample("rlgate_l7_escalations_total", {}, limiter_.escalations());
+    const auto e = escalator_.stats();
+    x.family("rlgate_l7_rlgated_requests_total", "counter", "Requests to rlgated's escalation socket, by result.");
+    x.sample("rlgate_l7_rlgated_requests_total", {{"result", "accepted"}}, e.accepted);
+    x.sample("rlgate_l7_rlgated_requests_total", {{"result", "refused"}}, e.refused);
+    x.sample("rlgate_l7_rlgated_requests_total", {{"result", "unreachable"}}, e.unreachable);
+    x.sample("rlgate_l7_rlgated_requests_total", {{"result", "dropped"}}, e.dropped);
+    x.family("rlgate_l7_connections", "gauge", "Client connections open.");
+    x.sample("rlgate_l7_connections", {}, connections_.load());
+    x.family("rlgate_l7_connections_total", "counter", "Client connections accepted.");
+    x.sample("rlgate_l7_connections_total", {}, connections_total_.load());
+    x.family("rlgate_l7_connections_refused_total", "counter", "Connections closed at once: limits.max_connections reached.");
+    x.sample("rlgate_l7_connections_refused_total", {}, connections_refused_.load());
+    x.family("rlgate_l7_bad_requests_total", "counter", "Malformed or oversized requests answered 400/431.");
+    x.sample("rlgate_l7_bad_requests_total", {}, bad_requests_.load());
+    x.family("rlgate_l7_throttle_waits_total", "counter", "Waits of throttled requests for their limit.");
+    x.sample("rlgate_l7_throttle_waits_total", {}, queued_.load());
+    x.family("rlgate_l7_throttle_refused_total", "counter", "Requests refused because a throttle's queue was full.");
+    x.sample("rlgate_l7_throttle_refused_total", {}, throttled_.load());
+    x.family("rlgate_l7_upstream_errors_total", "counter", "Proxy mode: upstream failures (502) and timeouts (504).");
+    x.sample("rlgate_l7_upstream_errors_total", {{"kind", "error"}}, upstream_errors_.load());
+    x.sample("rlgate_l7_upstream_errors_total", {{"kind", "timeout"}}, upstream_timeouts_.load());
+    x.family("rlgate_l7_upstream_idle_connections", "gauge", "Proxy mode: pooled keep-alive connections to the upstream.");
+    x.sample("rlgate_l7_upstream_idle_connections", {}, pool_.idle());
+    return x.text();
+}
+
+}  // namespace rlgate::l7

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// rlgate-l7's HTTP front end on one listener: forward-auth (answers the
+// check subrequests of nginx auth_request, Caddy forward_auth, Traefik
+// ForwardAuth) or reverse proxy (forwards allowed requests to the upstream
+// over pooled keep-alive connections, bodies streamed both ways). Both
+// serve /metrics to loopback peers. Bounded: header bytes and count, body
+// bytes, connections, per-request deadlines.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "l7/escalator.hpp"
+#include "l7/limiter.hpp"
+#include "l7/throttle.hpp"
+#include "l7/upstream_pool.hpp"
+
+namespace rlgate::l7 {
+
+class Server {
+public:
+    Server(boost::asio::io_context& io, Limiter& limiter, Escalator& escalator);
+
+    // Binds the listener of the current config (throws on failure) and accepts.
+    void start();
+    void stop();
+    [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
+    [[nodiscard]] std::string metrics() const;
+
+private:
+    struct Connection;
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket);
+    ThrottleGate& gate(const std::string& endpoint);
+
+    boost::asio::io_context& io_;
+    Limiter& limiter_;
+    Escalator& escalator_;
+    UpstreamPool pool_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::ip::tcp::endpoint local_;
+    std::mutex gates_mu_;
+    std::map<std::string, std::unique_ptr<ThrottleGate>> gates_;
+
+    std::atomic<std::uint64_t> connections_{0}, connections_total_{0}, connections_refused_{0};
+    std::atomic<std::uint64_t> bad_requests_{0}, upstream_errors_{0}, upstream_timeouts_{0}, throttled_{0};
+    std::atomic<std::uint64_t> queued_{0};
+};
+
+}  // namespace rlgate::l7
