@@ -54,6 +54,9 @@ inline HttpResult read_response(int fd) {
         if (n <= 0)
             break;
         raw.append(buf, static_cast<std::size_t>(n));
+        // Interim responses (100 Continue) precede the real one.
+        while (raw.rfind("HTTP/1.1 1", 0) == 0 && raw.find("\r\n\r\n") != std::string::npos)
+            raw.erase(0, raw.find("\r\n\r\n") + 4);
         const auto end = raw.find("\r\n\r\n");
         if (end == std::string::npos)
             continue;

@@ -80,13 +80,15 @@ void Escalator::send(std::string command, nlohmann::json args, bool is_escalatio
             const auto j = nlohmann::json::parse(reply, nullptr, false);
             if (!j.is_object() || !j.value("ok", false)) {
                 ++refused_;
-                const auto msg = j.is_object() && j.contains("error") ? j["error"].dump() : reply;
+                std::string msg = reply;
+                if (j.is_object() && j.contains("error"))
+                    msg = j["error"].dump();
                 spdlog::warn("rlgated refused the {}: {}", is_escalation ? "escalation" : "report", msg);
                 co_return;
             }
             ++accepted_;
             if (is_escalation)
-                spdlog::info("rlgated banned: {}", j.contains("result") ? j["result"].dump() : "{}");
+                spdlog::info("rlgated banned: {}", j.value("result", nlohmann::json::object()).dump());
         },
         asio::detached);
 }

@@ -109,13 +109,29 @@ int main(int argc, char** argv) {
                                                   : ", check " + cfg->check_path,
                      threads);
 
-        asio::signal_set stop_signals(io, SIGINT, SIGTERM);
-        stop_signals.async_wait([&](boost::system::error_code, int sig) {
-            spdlog::info("signal {}: stopping", sig);
-            server.stop();
-            io.stop();
-        });
         asio::signal_set hup(io, SIGHUP);
+        asio::steady_timer report_timer(io);
+        asio::signal_set stop_signals(io, SIGINT, SIGTERM);
+        std::jthread watchdog;
+        stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
+            if (ec)
+                return;
+            spdlog::info("signal {}: stopping", sig);
+            // Let the work run out, so nothing is left for destructors;
+            // requests still in progress after 5 s are cut short.
+            hup.cancel();
+            report_timer.cancel();
+            server.stop();
+            watchdog = std::jthread([](std::stop_token st) {
+                for (int i = 0; i < 50 && !st.stop_requested(); ++i)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                if (!st.stop_requested()) {
+                    spdlog::warn("requests still in progress after 5s: exiting");
+                    spdlog::shutdown();
+                    std::_Exit(0);
+                }
+            });
+        });
         std::function<void()> wait_hup = [&] {
             hup.async_wait([&](boost::system::error_code ec, int) {
                 if (ec)
@@ -138,7 +154,6 @@ int main(int argc, char** argv) {
         wait_hup();
 
         // Decision counts to rlgated, as deltas.
-        asio::steady_timer report_timer(io);
         std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> reported;
         std::function<void()> schedule_report = [&] {
             report_timer.expires_after(std::chrono::nanoseconds(limiter.config()->escalation.report_interval_ns));
@@ -170,6 +185,9 @@ int main(int argc, char** argv) {
         io.run();
         for (auto& w : workers)
             w.join();
+        if (watchdog.joinable())
+            watchdog.request_stop();
+        spdlog::info("stopped");
     } catch (const std::exception& e) {
         spdlog::error("rlgate-l7: {}", e.what());
         return 1;

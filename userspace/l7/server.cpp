@@ -154,8 +154,19 @@ void Server::start() {
 }
 
 void Server::stop() {
-    boost::system::error_code ec;
-    acceptor_.close(ec);
+    stopping_ = true;
+    asio::post(acceptor_.get_executor(), [this] {
+        boost::system::error_code ec;
+        acceptor_.close(ec);
+    });
+    std::lock_guard lock(sessions_mu_);
+    for (auto* s : sessions_)
+        // On the session's own strand, and only if it is still open then.
+        asio::post(s->get_executor(), [this, s] {
+            std::lock_guard inner(sessions_mu_);
+            if (sessions_.contains(s))
+                s->socket().close();
+        });
 }
 
 ThrottleGate& Server::gate(const std::string& endpoint) {
@@ -209,13 +220,40 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     const net::IpAddress peer = to_ip(peer_endpoint.address());
     const bool loopback_peer = is_loopback(peer_endpoint.address());
     beast::tcp_stream stream(std::move(socket));
+    struct Registration {
+        Server& server;
+        beast::tcp_stream* stream;
+        Registration(Server& sv, beast::tcp_stream* st) : server(sv), stream(st) {
+            std::lock_guard lock(server.sessions_mu_);
+            server.sessions_.insert(stream);
+        }
+        ~Registration() {
+            std::lock_guard lock(server.sessions_mu_);
+            server.sessions_.erase(stream);
+        }
+        Registration(const Registration&) = delete;
+        Registration& operator=(const Registration&) = delete;
+    } registration(*this, &stream);
+    if (stopping_)
+        co_return;
     beast::flat_buffer buf;
     bool first = true;
 
-    auto send = [&](auto&& res) -> asio::awaitable<bool> {
+    // GCC 12 miscompiles temporaries and short-circuits around co_await
+    // (double destruction): responses are built into locals first, and
+    // every co_await is a statement of its own.
+    auto send = [&](http::response<http::string_body> res) -> asio::awaitable<bool> {
         stream.expires_after(10s);
         auto [wec, n] = co_await http::async_write(stream, res, kUse);
         co_return !wec && res.keep_alive();
+    };
+    // Drains the request body, then answers; false when the connection must end.
+    auto answer_and_continue = [&](RequestParser& p, http::response<http::string_body> res) -> asio::awaitable<bool> {
+        const auto dec = co_await drain(stream, buf, p);
+        if (dec)
+            co_return false;
+        const bool keep = co_await send(std::move(res));
+        co_return keep;
     };
 
     for (;;) {
@@ -232,9 +270,10 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
                 break;
             ++bad_requests_;
             const bool too_big = ec == http::error::header_limit || ec == http::error::buffer_overflow;
-            co_await send(make_response(too_big ? 431 : 400, 11, false,
-                                        error_body(too_big ? "request_header_too_large" : "bad_request",
-                                                   too_big ? "the request header is larger than allowed" : ec.message())));
+            std::string body = too_big ? error_body("request_header_too_large", "the request header is larger than allowed")
+                                       : error_body("bad_request", ec.message());
+            auto res = make_response(too_big ? 431 : 400, 11, false, std::move(body));
+            co_await send(std::move(res));
             break;
         }
         first = false;
@@ -242,15 +281,17 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         const unsigned version = req.version();
         if (std::distance(req.begin(), req.end()) > static_cast<std::ptrdiff_t>(lim.max_headers)) {
             ++bad_requests_;
-            co_await send(make_response(431, version, false, error_body("too_many_headers", "too many header fields")));
+            auto res = make_response(431, version, false, error_body("too_many_headers", "too many header fields"));
+            co_await send(std::move(res));
             break;
         }
         const std::string target(req.target());
 
         // Our own endpoint: metrics, for local scrapers only.
         if (req.method() == http::verb::get && path_of(target) == cfg->metrics_path && loopback_peer) {
-            if ((co_await drain(stream, buf, parser)) || !co_await send(make_response(200, version, req.keep_alive(), metrics(),
-                                                                                      "text/plain; version=0.0.4")))
+            auto res = make_response(200, version, req.keep_alive(), metrics(), "text/plain; version=0.0.4");
+            const bool keep = co_await answer_and_continue(parser, std::move(res));
+            if (!keep)
                 break;
             continue;
         }
@@ -261,9 +302,10 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         std::string uri = target;
         if (cfg->mode == Mode::forward_auth) {
             if (path_of(target) != cfg->check_path) {
-                if ((co_await drain(stream, buf, parser)) ||
-                    !co_await send(make_response(404, version, req.keep_alive(),
-                                                 error_body("not_found", "the check endpoint is " + cfg->check_path))))
+                auto res = make_response(404, version, req.keep_alive(),
+                                         error_body("not_found", "the check endpoint is " + cfg->check_path));
+                const bool keep = co_await answer_and_continue(parser, std::move(res));
+                if (!keep)
                     break;
                 continue;
             }
@@ -276,10 +318,11 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             uri = field("X-Original-URI", "X-Forwarded-Uri");
             if (uri.empty() || uri.front() != '/') {
                 ++bad_requests_;
-                if ((co_await drain(stream, buf, parser)) ||
-                    !co_await send(make_response(400, version, req.keep_alive(),
-                                                 error_body("bad_request", "the check needs the original URI in X-Original-URI "
-                                                                           "(nginx) or X-Forwarded-Uri (Caddy, Traefik)"))))
+                auto res = make_response(400, version, req.keep_alive(),
+                                         error_body("bad_request", "the check needs the original URI in X-Original-URI "
+                                                                   "(nginx) or X-Forwarded-Uri (Caddy, Traefik)"));
+                const bool keep = co_await answer_and_continue(parser, std::move(res));
+                if (!keep)
                     break;
                 continue;
             }
@@ -323,12 +366,20 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
                 status = cfg->deny_status;
             // A refused request's body is not read past the check limit: close instead.
             bool keep = req.keep_alive();
-            if (!parser.is_done() && (cfg->mode == Mode::proxy || co_await drain(stream, buf, parser)))
-                keep = false;
+            if (!parser.is_done()) {
+                if (cfg->mode == Mode::proxy) {
+                    keep = false;
+                } else {
+                    const auto dec = co_await drain(stream, buf, parser);
+                    if (dec)
+                        keep = false;
+                }
+            }
             auto res = make_response(status, version, keep, answer.body);
             for (const auto& [k, v] : answer.headers)
                 res.set(k, v);
-            if (!co_await send(std::move(res)))
+            const bool keep_going = co_await send(std::move(res));
+            if (!keep_going)
                 break;
             continue;
         }
@@ -338,7 +389,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         ThrottleGate* slot = nullptr;
         if (throttle && throttle->concurrency) {
             slot = &gate(answer.endpoint);
-            if (!co_await slot->acquire(*throttle, deadline)) {
+            const bool got_slot = co_await slot->acquire(*throttle, deadline);
+            if (!got_slot) {
                 ++throttled_;
                 auto res = make_response(429, version, false,
                                          error_body("throttled", "too many requests in progress for this endpoint"));
@@ -405,9 +457,9 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             const bool timeout = uec == beast::error::timeout;
             ++(timeout ? upstream_timeouts_ : upstream_errors_);
             spdlog::debug("upstream {}:{}: {}", up.host, up.port, uec.message());
-            auto res = make_response(timeout ? 504 : 502, version, false,
-                                     error_body(timeout ? "upstream_timeout" : "bad_gateway",
-                                                timeout ? "the upstream did not answer in time" : "the upstream is unavailable"));
+            std::string body = timeout ? error_body("upstream_timeout", "the upstream did not answer in time")
+                                       : error_body("bad_gateway", "the upstream is unavailable");
+            auto res = make_response(timeout ? 504 : 502, version, false, std::move(body));
             co_await send(std::move(res));
             break;
         }
@@ -427,7 +479,20 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         if (ec || !client_keep_alive)
             break;
     }
+    // Lingering close: unread request bytes at close() would make the kernel
+    // reset the connection, and the client could lose our last answer.
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (!ec) {
+        std::array<char, 4096> sink{};
+        std::size_t drained = 0;
+        stream.expires_after(1s);
+        while (drained < 1024 * 1024) {
+            auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kUse);
+            if (rec)
+                break;
+            drained += n;
+        }
+    }
 }
 
 std::string Server::metrics() const {

@@ -11,6 +11,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+
+#include <boost/beast/core/tcp_stream.hpp>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -30,6 +33,8 @@ public:
 
     // Binds the listener of the current config (throws on failure) and accepts.
     void start();
+    // Stops accepting and closes every client connection, so the io_context
+    // runs out of work (requests in progress end with their sockets).
     void stop();
     [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
     [[nodiscard]] std::string metrics() const;
@@ -46,6 +51,9 @@ private:
     UpstreamPool pool_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::ip::tcp::endpoint local_;
+    std::atomic<bool> stopping_{false};
+    std::mutex sessions_mu_;
+    std::set<boost::beast::tcp_stream*> sessions_;  // open client connections, for stop()
     std::mutex gates_mu_;
     std::map<std::string, std::unique_ptr<ThrottleGate>> gates_;
 
