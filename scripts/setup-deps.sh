@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Installs the Debian 12 packages rlgate needs (only the missing ones) and
 # mounts bpffs. Idempotent; safe to run on every build.
-#   --tests   also what only the test suite needs (a headless browser)
+#   --tests   also what only the test suite needs (a headless browser; nginx,
+#             caddy, curl and wrk for rlgate-l7's proxy tests, left stopped)
 set -euo pipefail
 
 PACKAGES=(
@@ -14,7 +15,11 @@ PACKAGES=(
 )
 if [[ "${1:-}" == "--tests" ]]; then
   PACKAGES+=(chromium chromium-driver fonts-liberation)  # the dashboard's browser test (fonts: a Recommends we skip)
+  PACKAGES+=(nginx caddy curl wrk)  # tests/l7: rlgate-l7 behind real proxies; wrk for load by hand
 fi
+# Installed for the tests only, which start their own instances on loopback:
+# never left running (or enabled) as the system's web server on port 80.
+TEST_SERVICES=(nginx caddy)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -33,6 +38,19 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+  for svc in "${TEST_SERVICES[@]}"; do
+    [[ " ${missing[*]} " == *" $svc "* ]] || continue  # only what this run installed
+    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]] &&
+      { systemctl is-active --quiet "$svc.service" || systemctl is-enabled --quiet "$svc.service"; } 2>/dev/null; then
+      systemctl disable --now --quiet "$svc.service" 2>/dev/null || true
+      echo "setup-deps: stopped and disabled $svc.service (a test tool: the tests start their own $svc)"
+    elif [[ -x /etc/init.d/$svc ]] && "/etc/init.d/$svc" status >/dev/null 2>&1; then
+      "/etc/init.d/$svc" stop >/dev/null 2>&1 || true  # no systemd (a container): its init script
+      update-rc.d "$svc" disable >/dev/null 2>&1 || true
+      echo "setup-deps: stopped and disabled the $svc init script (a test tool: the tests start their own $svc)"
+    fi
+  done
 fi
 
 # bpffs: rlgated pins its maps and links here.

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: BSD-2-Clause
+# shellcheck shell=bash
 # Shared by the proxy integration tests of rlgate-l7 (source it after
 # `set -euo pipefail`): fail/skip (tests/netns/lib.sh), a temp directory and
 # the processes started in it (all ended and removed by the EXIT trap, also
@@ -157,6 +158,7 @@ body() { cat "$WORK/$1.b"; }
 expect_status() {
     [[ $STATUS == "$2" ]] || {
         cat "$WORK/$1.h" "$WORK/$1.b" >&2
+        echo >&2
         fail "$3: status $STATUS, expected $2"
     }
 }

@@ -121,7 +121,7 @@ echo "ok: the 4th got 429, Retry-After $retry, body $json"
 # The client's own claims change nothing: nginx overwrites X-Forwarded-For
 # and X-Original-URI and removes Forwarded.
 req spoof --interface "$CLIENT_A" -H "X-Forwarded-For: 10.9.9.9" -H "Forwarded: for=10.9.9.8" \
-    -H "X-Original-URI: /elsewhere" "$URL"
+    -H "X-Original-URI: not-a-path" "$URL"
 expect_status spoof 429 "client A with spoofed X-Forwarded-For, Forwarded and X-Original-URI"
 echo "ok: spoofed X-Forwarded-For / Forwarded / X-Original-URI ignored"
 
