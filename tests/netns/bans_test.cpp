@@ -12,6 +12,7 @@
 #include "core/net/ip_address.hpp"
 #include "dataplane/dataplane.hpp"
 #include "netns/daemon_fixture.hpp"
+#include "support/l7_process.hpp"
 
 namespace rlgate::testing {
 namespace {
@@ -287,6 +288,40 @@ TEST_F(BansTest, L7ReportsArriveThroughTheirOwnRateLimitedSocket) {
     EXPECT_EQ(b["reason"], "credential stuffing");
     EXPECT_NE(daemon_->log_text().find("violation source=10.212.0.1/32 origin=l7"), std::string::npos);
     EXPECT_TRUE(ban_of("10.212.0.3/32").is_null());
+}
+
+
+TEST_F(BansTest, RlgateL7EscalatesAPersistentAbuserIntoAKernelBan) {
+    auto cfg = base_config({{"default", tier(100, 20)}});
+    cfg["daemon"] = {{"escalation_group", "nogroup"}};  // rlgate-l7 runs as nobody:nogroup here
+    cfg["bans"] = {{"l7_default_ttl", "10m"}, {"l7_max_ttl", "1h"}};
+    daemon_->write_config(cfg);
+    daemon_->start();
+
+    L7Process l7("escalate");
+    l7.write_config({{"mode", "forward_auth"},
+                     {"trusted_proxies", {"127.0.0.1/32"}},
+                     {"anonymous_tier", "anonymous"},
+                     {"tiers", {{"anonymous", {{"limits", {{{"limit", 2}, {"per", "1m"}}}}}}}},
+                     {"escalation", {{"socket", daemon_->escalation_socket()}, {"after", 3}, {"ban", "5m"}}}});
+    l7.start();
+    for (int i = 0; i < 8; ++i)
+        l7.check("/login", {{"X-Forwarded-For", "10.213.0.9"}}, "POST");
+    json b;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < deadline && (b = ban_of("10.213.0.9/32")).is_null())
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_FALSE(b.is_null()) << "rlgate-l7 log:\n" << l7.log_text();
+    EXPECT_EQ(b["origin"], "l7");
+    EXPECT_NE(b["reason"].get<std::string>().find("rlgate-l7"), std::string::npos) << b.dump();
+    EXPECT_NE(l7.log_text().find("rlgated banned"), std::string::npos) << l7.log_text();
+    // The ban is in the kernel's map, where XDP drops the source's packets.
+    // LPM key {prefixlen 136 (8 + 96 + 32), slot 0, ::ffff:10.213.0.9, pad} (docs/bpftool.md).
+    int status = 0;
+    const auto out = shell("bpftool map lookup pinned " + daemon_->pin_dir() +
+                               "/rl_bans key hex 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 ff ff 0a d5 00 09 00 00 00",
+                           &status);
+    EXPECT_EQ(status, 0) << out;
 }
 
 }  // namespace
