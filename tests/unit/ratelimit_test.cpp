@@ -190,6 +190,29 @@ TEST(MemoryStore, StaysBoundedUnderKeySprayingAndKeepsActiveKeys) {
 }
 
 
+TEST(MemoryStore, BatchedDecisionsEqualOneAtATime) {
+    const std::array specs = {spec(Algorithm::token_bucket, 3, 60), spec(Algorithm::sliding_window, 5, 600)};
+    MemoryStore single(256, 4, 42), batched(256, 4, 42);
+    std::vector<std::string> names;
+    for (int i = 0; i < 1000; ++i)
+        names.push_back("k" + std::to_string((i * 7919) % 300));  // repeats, and more keys than fit: evictions too
+    std::vector<std::string_view> views(names.begin(), names.end());
+    std::vector<Decision> out(views.size());
+    batched.decide_batch(views, specs, kSec, 1, out);
+    int allowed = 0;
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        const auto d = single.decide(views[i], specs, kSec, 1);
+        ASSERT_EQ(d.allowed, out[i].allowed) << i;
+        ASSERT_EQ(d.tightest.remaining, out[i].tightest.remaining) << i;
+        allowed += d.allowed;
+    }
+    EXPECT_GT(allowed, 0);
+    EXPECT_LT(allowed, 1000);
+    EXPECT_EQ(single.evictions(), batched.evictions());
+    std::vector<Decision> too_few(1);
+    EXPECT_THROW(batched.decide_batch(views, specs, kSec, 1, too_few), std::invalid_argument);
+}
+
 TEST(MemoryStore, SeveralKeysAreChargedTogetherOrNotAtAll) {
     const std::array per_key = {spec(Algorithm::token_bucket, 10, 60)};
     const std::array global = {spec(Algorithm::fixed_window, 3, 60)};

@@ -3,12 +3,20 @@
 
 #include <algorithm>
 #include <bit>
+#include <memory>
+#include <new>
+
+#include <sys/mman.h>
 #include <random>
 #include <stdexcept>
 
 #include "core/ratelimit/siphash.hpp"
 
 namespace rlgate::ratelimit {
+namespace {
+constexpr std::size_t kHugePage = 2 * 1024 * 1024;
+constexpr std::size_t kBatchWindow = 16;
+}  // namespace
 
 MemoryStore::MemoryStore(std::size_t max_keys, std::size_t shards, std::uint64_t seed)
     : per_shard_(std::max<std::size_t>(1, max_keys / std::max<std::size_t>(1, shards))), shards_(std::max<std::size_t>(1, shards)) {
@@ -16,8 +24,22 @@ MemoryStore::MemoryStore(std::size_t max_keys, std::size_t shards, std::uint64_t
     k0_ = seed ? seed : (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     k1_ = seed ? ~seed : (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
     const std::size_t capacity = std::bit_ceil(per_shard_ * 2 + 1);
-    for (auto& s : shards_)
-        s.slots.resize(capacity);
+    const std::size_t count = capacity * shards_.size();
+    const std::size_t bytes = (count * sizeof(Slot) + kHugePage - 1) / kHugePage * kHugePage;
+    void* mem = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        throw std::bad_alloc();
+    ::madvise(mem, bytes, MADV_HUGEPAGE);  // a hint: fine if refused
+    Slot* slots = static_cast<Slot*>(mem);
+    std::uninitialized_default_construct_n(slots, count);
+    arena_ = std::unique_ptr<Slot[], ArenaDeleter>(slots, ArenaDeleter{bytes});
+    for (std::size_t i = 0; i < shards_.size(); ++i)
+        shards_[i].slots = std::span<Slot>(slots + i * capacity, capacity);
+}
+
+void MemoryStore::ArenaDeleter::operator()(Slot* p) const {
+    std::destroy_n(p, bytes / sizeof(Slot));
+    ::munmap(p, bytes);
 }
 
 // Backward-shift deletion keeps linear probing correct without tombstones.
@@ -148,6 +170,29 @@ Decision MemoryStore::decide_keys(std::span<const KeyedLimits> keys, std::int64_
             for (std::size_t j = 0; j < keys[i].specs.size(); ++j)
                 check(keys[i].specs[j], states[i][j], now_ns, cost, true);
     return d;
+}
+
+void MemoryStore::decide_batch(std::span<const std::string_view> keys, std::span<const LimitSpec> specs, std::int64_t now_ns,
+                               std::uint64_t cost, std::span<Decision> out) {
+    if (specs.size() > kMaxLimits)
+        throw std::invalid_argument("at most " + std::to_string(kMaxLimits) + " limits per decision");
+    if (out.size() < keys.size())
+        throw std::invalid_argument("decide_batch: fewer results than keys");
+    std::array<std::uint64_t, kBatchWindow> tags{};
+    for (std::size_t base = 0; base < keys.size(); base += kBatchWindow) {
+        const std::size_t n = std::min(kBatchWindow, keys.size() - base);
+        for (std::size_t i = 0; i < n; ++i) {
+            tags[i] = siphash13(keys[base + i], k0_, k1_) | 1;
+            const auto& shard = shards_[(tags[i] >> 48) % shards_.size()];
+            __builtin_prefetch(&shard.slots[(tags[i] >> 8) & (shard.slots.size() - 1)], 1);
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            auto& shard = shards_[(tags[i] >> 48) % shards_.size()];
+            std::lock_guard lock(shard.mu);
+            Slot& slot = slot_for(shard, tags[i], specs.size(), now_ns);
+            out[base + i] = ratelimit::decide(specs, std::span(slot.states.data(), specs.size()), now_ns, cost);
+        }
+    }
 }
 
 bool MemoryStore::contains(std::string_view key) const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string_view>
@@ -40,6 +41,12 @@ public:
         std::span<const LimitSpec> specs;
     };
     Decision decide_keys(std::span<const KeyedLimits> keys, std::int64_t now_ns, std::uint64_t cost);
+
+    // Many requests with the same limits (e.g. one per key), decided in
+    // order: keys are hashed and their slots prefetched a window ahead, so
+    // the memory latency of one key overlaps the work on the others.
+    void decide_batch(std::span<const std::string_view> keys, std::span<const LimitSpec> specs, std::int64_t now_ns,
+                      std::uint64_t cost, std::span<Decision> out);
     [[nodiscard]] std::size_t size() const;
     [[nodiscard]] bool contains(std::string_view key) const;
     [[nodiscard]] std::uint64_t evictions() const;
@@ -53,7 +60,7 @@ private:
     };
     struct Shard {
         mutable std::mutex mu;
-        std::vector<Slot> slots;  // power of two, at most half full
+        std::span<Slot> slots;  // in arena_; power of two, at most half full
         std::size_t count = 0;
         std::size_t cursor = 0;   // where eviction sampling goes on
         std::uint64_t evictions = 0;
@@ -67,6 +74,13 @@ private:
     std::uint64_t k0_, k1_;
     std::size_t per_shard_;
     std::vector<Shard> shards_;
+    // All shards' slots in one allocation, on transparent huge pages where
+    // the kernel allows: random keys then cost a cache miss, not also a TLB miss.
+    struct ArenaDeleter {
+        std::size_t bytes;
+        void operator()(Slot* p) const;
+    };
+    std::unique_ptr<Slot[], ArenaDeleter> arena_;
 };
 
 }  // namespace rlgate::ratelimit
