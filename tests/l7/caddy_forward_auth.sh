@@ -120,9 +120,9 @@ echo "ok: client B has its own budget (X-Forwarded-For from Caddy)"
 
 # rlgate-l7's own count of what it decided.
 metrics=$(curl -sS --max-time 5 "http://127.0.0.1:$L7_PORT/metrics") || fail "GET /metrics from rlgate-l7"
-anon_allowed=$(metric "$metrics" 'rlgate_l7_decisions_total{tier="anonymous",endpoint="",verdict="allowed"}')
-anon_limited=$(metric "$metrics" 'rlgate_l7_decisions_total{tier="anonymous",endpoint="",verdict="limited"}')
-prem_allowed=$(metric "$metrics" 'rlgate_l7_decisions_total{tier="premium",endpoint="",verdict="allowed"}')
+anon_allowed=$(metric "$metrics" 'rlgate_l7_decisions_total{tier="anonymous",endpoint="-",verdict="allowed"}')
+anon_limited=$(metric "$metrics" 'rlgate_l7_decisions_total{tier="anonymous",endpoint="-",verdict="limited"}')
+prem_allowed=$(metric "$metrics" 'rlgate_l7_decisions_total{tier="premium",endpoint="-",verdict="allowed"}')
 ((anon_allowed == 4)) || fail "metrics: $anon_allowed anonymous requests allowed, expected 4 (A 3, B 1)"
 ((anon_limited >= 1)) || fail "metrics: no anonymous request limited"
 ((anon_limited == 2)) || fail "metrics: $anon_limited anonymous requests limited, expected 2"

@@ -167,12 +167,47 @@ TEST(ForwardAuth, ForwardedForIsBelievedOnlyFromTrustedProxies) {
         int ok = 0;
         for (int i = 0; i < 3; ++i)  // three "different clients" by their claims
             ok += l7.check("/api/x", {{"X-Forwarded-For", "198.51.100." + std::to_string(i + 1)}}).status == 200;
-        ok += l7.check("/api/x", {{"Forwarded", "for=203.0.113.9"}}).status == 200;
         if (trusted)
-            EXPECT_EQ(ok, 4) << "each forwarded client has its own bucket";
+            EXPECT_EQ(ok, 3) << "each forwarded client has its own bucket";
         else
             EXPECT_EQ(ok, 2) << "spoofed headers from an untrusted peer are ignored: one client, 127.0.0.1";
+        // Forwarded is not the configured header: proxies pass a client's own through.
+        ok = 0;
+        for (int i = 0; i < 3; ++i)
+            ok += l7.check("/api/y", {{"Forwarded", "for=203.0.113." + std::to_string(i + 1)}}).status == 200;
+        EXPECT_EQ(ok, trusted ? 2 : 0) << "all counted as 127.0.0.1";
     }
+    auto cfg = forward_auth_config();
+    cfg["trusted_proxies"] = {"127.0.0.1/32"};
+    cfg["client_ip_header"] = "Forwarded";
+    L7Process l7("forwarded");
+    l7.write_config(cfg);
+    l7.start();
+    int ok = 0;
+    for (int i = 0; i < 3; ++i)
+        ok += l7.check("/api/x", {{"Forwarded", "for=203.0.113." + std::to_string(i + 1)}, {"X-Forwarded-For", "1.1.1.1"}}).status == 200;
+    EXPECT_EQ(ok, 3) << "configured: Forwarded names the client, X-Forwarded-For is ignored";
+}
+
+TEST(ForwardAuth, OriginalRequestComesFromOneConfiguredHeaderPairOrEnvoysPath) {
+    auto cfg = forward_auth_config();
+    cfg["endpoints"] = {{{"name", "login"}, {"route", "POST /login"}}};
+    cfg["tiers"]["anonymous"]["endpoints"] = {{"login", {limit(1, "1m")}}};
+    cfg["tiers"]["anonymous"]["limits"] = {limit(100, "1m")};
+    L7Process l7("original");
+    l7.write_config(cfg);
+    l7.start();
+    EXPECT_EQ(l7.check("/login", {}, "POST").status, 200);
+    EXPECT_EQ(l7.check("/login", {}, "POST").status, 429);
+    const auto dodge = l7.check("/%6Cogin/./", {{"X-Original-URI", "/other"}}, "POST");
+    EXPECT_EQ(dodge.status, 429) << "another spelling of the path, and a header this config does not read";
+    EXPECT_EQ(dodge.headers.at("x-rlgate-reason"), "rate_limit_exceeded");
+    // Envoy ext_authz: the original path follows the check path.
+    auto envoy = http_request(l7.port(), "POST", "/check/login?x=1");
+    EXPECT_EQ(envoy.status, 429);
+    envoy = http_request(l7.port(), "POST", "/check/elsewhere");
+    EXPECT_EQ(envoy.status, 200);
+    EXPECT_EQ(http_request(l7.port(), "POST", "/checkout").status, 404) << "a prefix of a segment is not under it";
 }
 
 TEST(ForwardAuth, ThrottledEndpointsQueueUntilTheirDeadline) {
@@ -229,7 +264,7 @@ TEST(ForwardAuth, BadInputGetsADefinedAnswerAndNeverACrash) {
     EXPECT_EQ(raw("GARBAGE\r\n\r\n").status, 400);
     EXPECT_EQ(raw("GET /check HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n").status, 400);
     EXPECT_EQ(raw("GET /check HTTP/1.1\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n").status, 431);
-    std::string many = "GET /check HTTP/1.1\r\nX-Original-URI: /a\r\n";
+    std::string many = "GET /check HTTP/1.1\r\nX-Forwarded-Uri: /a\r\n";
     for (int i = 0; i < 50; ++i)
         many += "X-H" + std::to_string(i) + ": v\r\n";
     EXPECT_EQ(raw(many + "\r\n").status, 431);

@@ -122,11 +122,11 @@ public:
     HttpResult get(const std::string& path, const std::map<std::string, std::string>& headers = {}) const {
         return http_request(port_, "GET", path, headers);
     }
-    // A forward-auth check for `method uri` as nginx sends it.
+    // A forward-auth check for `method uri` as a proxy sends it.
     HttpResult check(const std::string& uri, std::map<std::string, std::string> headers = {},
                      const std::string& method = "GET") const {
-        headers["X-Original-URI"] = uri;
-        headers["X-Original-Method"] = method;
+        headers["X-Forwarded-Uri"] = uri;
+        headers["X-Forwarded-Method"] = method;
         return http_request(port_, "GET", "/check", headers);
     }
 

@@ -85,5 +85,16 @@ TEST(Headers, AllowedAndRefusedResponsesCarryTheFields) {
     EXPECT_EQ(retry_after_seconds(no), 1) << "never Retry-After: 0 on a refusal";
 }
 
+
+TEST(Route, PathsAreMatchedAsTheApplicationResolvesThem) {
+    EXPECT_EQ(normalize_path("/%6Cogin"), "/login");
+    EXPECT_EQ(normalize_path("/a/./b/../login"), "/a/login");
+    EXPECT_EQ(normalize_path("//login///"), "/login/");
+    EXPECT_EQ(normalize_path("/../../login"), "/login");
+    EXPECT_EQ(normalize_path("/a%2Fb"), "/a%2Fb") << "an encoded slash stays part of its segment";
+    EXPECT_EQ(normalize_path("/%zz/%4"), "/%zz/%4");
+    EXPECT_EQ(normalize_path(""), "/");
+}
+
 }  // namespace
 }  // namespace rlgate::l7

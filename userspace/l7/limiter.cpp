@@ -56,6 +56,7 @@ Answer Limiter::decide(const RequestView& request) {
         a.verdict = Verdict::rejected;
         a.status = e.status;
         a.body = nlohmann::json{{"error", e.error}, {"message", e.message}}.dump();
+        a.error = e.error;
         return a;
     case Evaluation::Kind::bypass:
         a.verdict = Verdict::bypassed;

@@ -36,6 +36,7 @@ struct Answer {
     unsigned status = 200;
     HeaderList headers;        // rate-limit headers (on 2xx and 429 alike)
     std::string body;          // JSON for 429 / 4xx; empty when allowed
+    std::string error;         // rejected: the machine-readable reason (invalid_token, bad_cost ...)
     std::int64_t retry_after_ns = 0;
     std::string tier, endpoint, caller_kind;
     net::IpAddress client;

@@ -301,7 +301,12 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         std::string method(req.method_string());
         std::string uri = target;
         if (cfg->mode == Mode::forward_auth) {
-            if (path_of(target) != cfg->check_path) {
+            // The check endpoint, or (Envoy ext_authz) a path under it that
+            // carries the original path.
+            const auto check = path_of(target);
+            const bool under = check.size() > cfg->check_path.size() && check.starts_with(cfg->check_path) &&
+                               (cfg->check_path.back() == '/' || check[cfg->check_path.size()] == '/');
+            if (check != cfg->check_path && !under) {
                 auto res = make_response(404, version, req.keep_alive(),
                                          error_body("not_found", "the check endpoint is " + cfg->check_path));
                 const bool keep = co_await answer_and_continue(parser, std::move(res));
@@ -309,18 +314,17 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
                     break;
                 continue;
             }
-            auto field = [&](std::string_view a, std::string_view b) {
-                auto v = req[a];
-                return std::string(v.empty() ? req[b] : v);
-            };
-            if (auto m = field("X-Original-Method", "X-Forwarded-Method"); !m.empty())
-                method = m;
-            uri = field("X-Original-URI", "X-Forwarded-Uri");
+            const bool original = cfg->original_request_headers == OriginalRequestHeaders::x_original;
+            if (auto m = req[original ? "X-Original-Method" : "X-Forwarded-Method"]; !m.empty())
+                method = std::string(m);
+            uri = std::string(req[original ? "X-Original-URI" : "X-Forwarded-Uri"]);
+            if (uri.empty() && under)
+                uri = target.substr(cfg->check_path.back() == '/' ? cfg->check_path.size() - 1 : cfg->check_path.size());
             if (uri.empty() || uri.front() != '/') {
                 ++bad_requests_;
                 auto res = make_response(400, version, req.keep_alive(),
-                                         error_body("bad_request", "the check needs the original URI in X-Original-URI "
-                                                                   "(nginx) or X-Forwarded-Uri (Caddy, Traefik)"));
+                                         error_body("bad_request", original ? "the check needs the original URI in X-Original-URI"
+                                                                            : "the check needs the original URI in X-Forwarded-Uri"));
                 const bool keep = co_await answer_and_continue(parser, std::move(res));
                 if (!keep)
                     break;
@@ -378,6 +382,9 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             auto res = make_response(status, version, keep, answer.body);
             for (const auto& [k, v] : answer.headers)
                 res.set(k, v);
+            // Why, for proxies that see only the status (nginx maps everything to 403).
+            if (!passes)
+                res.set("X-Rlgate-Reason", answer.verdict == Verdict::limited ? "rate_limit_exceeded" : answer.error);
             const bool keep_going = co_await send(std::move(res));
             if (!keep_going)
                 break;
@@ -499,7 +506,9 @@ std::string Server::metrics() const {
     metrics::Exposition x;
     x.family("rlgate_l7_decisions_total", "counter", "Requests decided, by tier, endpoint and verdict.");
     for (const auto& c : limiter_.counts())
-        x.sample("rlgate_l7_decisions_total", {{"tier", c.tier}, {"endpoint", c.endpoint}, {"verdict", c.verdict}}, c.count);
+        x.sample("rlgate_l7_decisions_total",
+                 {{"tier", c.tier.empty() ? "-" : c.tier}, {"endpoint", c.endpoint.empty() ? "-" : c.endpoint}, {"verdict", c.verdict}},
+                 c.count);
     x.family("rlgate_l7_store_keys", "gauge", "Keys held by the in-memory limiter store.");
     x.sample("rlgate_l7_store_keys", {}, limiter_.keys());
     x.family("rlgate_l7_store_evictions_total", "counter", "Keys evicted from the full store (least recently used).");

@@ -83,16 +83,19 @@ std::string query_parameter(std::string_view target, std::string_view name) {
 Evaluation evaluate(const L7Config& config, const RequestView& request, std::int64_t now_unix_s) {
     Evaluation e;
     const bool from_trusted_proxy = any_contains(config.trusted_proxies, request.peer);
-    e.client = client_ip(request.peer, request.header("X-Forwarded-For"), request.header("Forwarded"),
-                         config.trusted_proxies);
+    const bool xff = config.client_ip_header == ClientIpHeader::x_forwarded_for;
+    e.client = client_ip(request.peer, xff ? request.header("X-Forwarded-For") : std::string_view{},
+                         xff ? std::string_view{} : request.header("Forwarded"), config.trusted_proxies);
     if (any_contains(config.bypass, e.client)) {
         e.kind = Evaluation::Kind::bypass;
         e.caller_kind = "bypass";
         return e;
     }
-    auto path = request.target;
-    if (const auto q = path.find('?'); q != std::string_view::npos)
-        path = path.substr(0, q);
+    std::string_view raw_path = request.target;
+    if (const auto q = raw_path.find('?'); q != std::string_view::npos)
+        raw_path = raw_path.substr(0, q);
+    // As the application will see it: "/%6Cogin" and "/a/../login" are "/login".
+    const std::string path = normalize_path(raw_path);
     if (const Route* r = match(config.routes, request.method, path))
         e.endpoint = &config.endpoints[static_cast<std::size_t>(r - config.routes.data())];
     e.cost = e.endpoint ? e.endpoint->cost : 1;

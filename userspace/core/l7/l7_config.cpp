@@ -364,7 +364,8 @@ void Parser::parse_server_limits(const Json& v, ServerLimits& out) const {
 L7Config Parser::parse(std::string_view text) {
     const Json root = parse_json(text);
     expect_object(root, "",
-                  {"mode", "listen", "check_path", "deny_status", "metrics_path", "proxy", "trusted_proxies", "bypass",
+                  {"mode", "listen", "check_path", "deny_status", "metrics_path", "proxy", "trusted_proxies", "client_ip_header",
+                   "original_request_headers", "bypass",
                    "identity", "api_keys", "users", "user_tier", "anonymous_tier", "tiers", "endpoints", "global",
                    "per_ip", "headers", "message", "store", "escalation", "limits", "log_level"});
     L7Config c;
@@ -403,6 +404,25 @@ L7Config Parser::parse(std::string_view text) {
     }
     if (root.contains("trusted_proxies"))
         c.trusted_proxies = parse_cidrs(root["trusted_proxies"], "trusted_proxies");
+    if (root.contains("client_ip_header")) {
+        const auto h = get_string(root["client_ip_header"], "client_ip_header");
+        if (h == "X-Forwarded-For")
+            c.client_ip_header = ClientIpHeader::x_forwarded_for;
+        else if (h == "Forwarded")
+            c.client_ip_header = ClientIpHeader::forwarded;
+        else
+            fail("client_ip_header", in_quotes(h) + " is not supported (X-Forwarded-For or Forwarded)");
+    }
+    if (root.contains("original_request_headers")) {
+        const auto h = get_string(root["original_request_headers"], "original_request_headers");
+        if (h == "X-Forwarded")
+            c.original_request_headers = OriginalRequestHeaders::x_forwarded;
+        else if (h == "X-Original")
+            c.original_request_headers = OriginalRequestHeaders::x_original;
+        else
+            fail("original_request_headers",
+                 in_quotes(h) + " is not supported (X-Forwarded: X-Forwarded-Method/-Uri; X-Original: X-Original-Method/-URI)");
+    }
     if (root.contains("bypass"))
         c.bypass = parse_cidrs(root["bypass"], "bypass");
     if (root.contains("identity"))

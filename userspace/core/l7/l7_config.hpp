@@ -25,6 +25,15 @@ namespace rlgate::l7 {
 
 enum class Mode { forward_auth, proxy };
 
+// Which header a trusted proxy names the client in. One, not both: proxies
+// set X-Forwarded-For but pass a client's own Forwarded through untouched.
+enum class ClientIpHeader { x_forwarded_for, forwarded };
+
+// Where forward-auth reads the original request: X-Forwarded-Method/-Uri
+// (Caddy, Traefik; nginx sets them with proxy_set_header) or X-Original-*.
+// One pair only, so a client cannot pick its endpoint with the other.
+enum class OriginalRequestHeaders { x_forwarded, x_original };
+
 // Requests over an endpoint's limit wait (in arrival order) instead of being
 // refused, up to `queue` of them and `max_wait` each; `concurrency` (proxy
 // mode only) also bounds the requests in flight to the upstream.
@@ -96,6 +105,8 @@ struct L7Config {
     std::string metrics_path = "/metrics";  // served to loopback peers; proxy mode: not forwarded
     Upstream upstream;            // proxy mode
     std::vector<net::Cidr> trusted_proxies;
+    ClientIpHeader client_ip_header = ClientIpHeader::x_forwarded_for;
+    OriginalRequestHeaders original_request_headers = OriginalRequestHeaders::x_forwarded;
     std::vector<net::Cidr> bypass;
     Identity identity;
     std::map<std::string, std::string> api_keys;  // key -> tier

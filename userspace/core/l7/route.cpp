@@ -20,7 +20,55 @@ std::vector<std::string_view> split_path(std::string_view path) {
     return out;
 }
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool unreserved(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+           c == '~';
+}
+
 }  // namespace
+
+std::string normalize_path(std::string_view path) {
+    std::string decoded;
+    decoded.reserve(path.size());
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '%' && i + 2 < path.size() && hex_digit(path[i + 1]) >= 0 && hex_digit(path[i + 2]) >= 0) {
+            const char c = static_cast<char>(hex_digit(path[i + 1]) * 16 + hex_digit(path[i + 2]));
+            if (unreserved(c)) {
+                decoded += c;
+                i += 2;
+                continue;
+            }
+        }
+        decoded += path[i];
+    }
+    std::vector<std::string_view> out;
+    for (auto seg : split_path(decoded)) {
+        if (seg == ".")
+            continue;
+        if (seg == "..") {
+            if (!out.empty())
+                out.pop_back();
+            continue;
+        }
+        out.push_back(seg);
+    }
+    std::string result;
+    for (auto seg : out)
+        result.append("/").append(seg);
+    if (result.empty() || (!decoded.empty() && decoded.back() == '/' && !out.empty()))
+        result += '/';
+    return result;
+}
 
 std::optional<Route> parse_route(std::string name, std::string_view pattern, std::string* error) {
     auto bad = [&](const std::string& why) -> std::optional<Route> {

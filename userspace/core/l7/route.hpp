@@ -20,6 +20,12 @@ struct Route {
 // "POST /api/loans/{id}" -> Route; nullopt with `error` on a malformed pattern.
 std::optional<Route> parse_route(std::string name, std::string_view pattern, std::string* error = nullptr);
 
+// The path as an application resolves it before routing: unreserved
+// characters percent-decoded ("%6C" -> "l"; "%2F" stays), "." and ".."
+// segments resolved, empty segments dropped. Matching works on this form, so
+// an endpoint's limit cannot be dodged by spelling its path differently.
+std::string normalize_path(std::string_view path);
+
 // The first route matching `method` and `path` (query stripped, no
 // percent-decoding of '/': "/a%2Fb" is one segment), or nullptr.
 const Route* match(const std::vector<Route>& routes, std::string_view method, std::string_view path);
