@@ -176,7 +176,7 @@ TEST(L7Limiter, AnswersCarryHeadersAndPersistentAbusersAreEscalatedOnce) {
     limiter.record(a);
     EXPECT_EQ(a.verdict, Verdict::allowed);
     EXPECT_EQ(a.status, 200U);
-    EXPECT_FALSE(a.headers.empty());
+    EXPECT_FALSE(a.header_list().empty());
     a = limiter.decide(anon.view());
     limiter.record(a);
     int escalations = 0;
@@ -209,7 +209,7 @@ TEST(L7Limiter, AnswersCarryHeadersAndPersistentAbusersAreEscalatedOnce) {
     mono += 1'000'000'000LL;
     a = limiter.decide(anon.view());
     EXPECT_EQ(a.verdict, Verdict::allowed);
-    EXPECT_EQ(a.headers[0].second, "1000");
+    EXPECT_EQ(a.header_list()[0].second, "1000");
 }
 
 }  // namespace

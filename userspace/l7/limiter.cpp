@@ -71,7 +71,10 @@ Answer Limiter::decide(const RequestView& request) {
     const auto keyed = e.keyed();
     const std::int64_t now = clock_.monotonic_ns() + unix_offset_ns_;
     const auto d = store_.decide_keys(std::span(keyed.data(), e.key_count), now, e.cost);
-    a.headers = rate_limit_headers(e.spec_of(d), d, unix_s, c.headers);
+    a.has_limits = true;
+    a.decision = d;
+    a.spec = &e.spec_of(d);
+    a.unix_s = unix_s;
     if (d.allowed)
         return a;
     a.verdict = Verdict::limited;
@@ -79,6 +82,15 @@ Answer Limiter::decide(const RequestView& request) {
     a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
     a.body = too_many_requests_body(d, unix_s, e.tier && !e.tier->message.empty() ? e.tier->message : c.message);
     return a;
+}
+
+void Answer::append_headers(std::string& out) const {
+    if (has_limits)
+        append_rate_limit_headers(out, *spec, decision, unix_s, policy->headers);
+}
+
+HeaderList Answer::header_list() const {
+    return has_limits ? rate_limit_headers(*spec, decision, unix_s, policy->headers) : HeaderList{};
 }
 
 void Limiter::record(Answer& a) {

@@ -34,7 +34,12 @@ const char* to_string(Verdict v);
 struct Answer {
     Verdict verdict = Verdict::allowed;
     unsigned status = 200;
-    HeaderList headers;        // rate-limit headers (on 2xx and 429 alike)
+    // What the rate-limit headers describe (on 2xx and 429 alike); none when
+    // nothing limits the caller. Rendered on demand: see append_headers().
+    bool has_limits = false;
+    ratelimit::Decision decision;
+    const ratelimit::LimitSpec* spec = nullptr;  // valid with `policy`
+    std::int64_t unix_s = 0;
     std::string body;          // JSON for 429 / 4xx; empty when allowed
     std::string error;         // rejected: the machine-readable reason (invalid_token, bad_cost ...)
     std::int64_t retry_after_ns = 0;
@@ -43,6 +48,9 @@ struct Answer {
     const Endpoint* endpoint_config = nullptr;  // throttling; valid with `policy`
     std::shared_ptr<const L7Config> policy;     // the config this answer came from
     bool escalate = false;     // the client crossed the abuse threshold: ask rlgated for a ban
+
+    void append_headers(std::string& out) const;
+    [[nodiscard]] HeaderList header_list() const;
 };
 
 class Limiter {

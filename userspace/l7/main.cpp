@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
         asio::io_context io(static_cast<int>(threads));
         l7::Limiter limiter(cfg, l7::system_clock());
         l7::Escalator escalator(io, cfg->escalation.socket);
-        l7::Server server(io, limiter, escalator);
+        l7::Server server(io, limiter, escalator, threads);
         server.start();
         if (!user.empty() && ::geteuid() == 0)
             become(user);

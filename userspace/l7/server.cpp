@@ -51,17 +51,39 @@ std::string_view path_of(std::string_view target) {
     return target.substr(0, target.find('?'));
 }
 
-// A small response of our own (errors, 429s, forward-auth answers, metrics).
-http::response<http::string_body> make_response(unsigned status, unsigned version, bool keep_alive, std::string body,
-                                                std::string_view content_type = "application/json") {
-    http::response<http::string_body> res{static_cast<http::status>(status), version};
-    res.set(http::field::server, "rlgate-l7");
+// A response of our own (answers, errors, metrics), serialized by hand into
+// one buffer: the forward-auth answer is the hot path, and a generic
+// serializer costs more than the decision.
+struct RawResponse {
+    std::string bytes;
+    bool keep_alive = false;
+};
+
+// Status line and fixed fields; the caller may append fields, then finish().
+RawResponse start_response(unsigned status, unsigned version, bool keep_alive) {
+    RawResponse r;
+    r.keep_alive = keep_alive;
+    r.bytes.reserve(512);
+    r.bytes.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(std::to_string(status)).append(" ");
+    const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+    r.bytes.append(reason.data(), reason.size()).append("\r\nServer: rlgate-l7\r\n");
+    if (!keep_alive && version != 10)
+        r.bytes.append("Connection: close\r\n");
+    else if (keep_alive && version == 10)
+        r.bytes.append("Connection: keep-alive\r\n");
+    return r;
+}
+
+RawResponse finish(RawResponse r, std::string_view body, std::string_view content_type = "application/json") {
     if (!body.empty())
-        res.set(http::field::content_type, content_type);
-    res.body() = std::move(body);
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    return res;
+        r.bytes.append("Content-Type: ").append(content_type).append("\r\n");
+    r.bytes.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+    return r;
+}
+
+RawResponse make_response(unsigned status, unsigned version, bool keep_alive, std::string_view body,
+                          std::string_view content_type = "application/json") {
+    return finish(start_response(status, version, keep_alive), body, content_type);
 }
 
 std::string error_body(std::string_view code, std::string_view message) {
@@ -139,8 +161,8 @@ asio::awaitable<boost::system::error_code> relay_body(InStream& in, beast::flat_
 
 }  // namespace
 
-Server::Server(asio::io_context& io, Limiter& limiter, Escalator& escalator)
-    : io_(io), limiter_(limiter), escalator_(escalator), pool_(io), acceptor_(io) {}
+Server::Server(asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads)
+    : io_(io), limiter_(limiter), escalator_(escalator), threads_(threads), pool_(io), acceptor_(io) {}
 
 void Server::start() {
     const auto c = limiter_.config();
@@ -179,7 +201,11 @@ ThrottleGate& Server::gate(const std::string& endpoint) {
 
 asio::awaitable<void> Server::accept_loop() {
     for (;;) {
-        auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), kUse);
+        // A strand per connection only when several threads run the loop.
+        asio::any_io_executor executor = io_.get_executor();
+        if (threads_ > 1)
+            executor = asio::make_strand(io_);
+        auto [ec, socket] = co_await acceptor_.async_accept(executor, kUse);
         if (ec == asio::error::operation_aborted || !acceptor_.is_open())
             co_return;
         if (ec) {
@@ -242,13 +268,13 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     // GCC 12 miscompiles temporaries and short-circuits around co_await
     // (double destruction): responses are built into locals first, and
     // every co_await is a statement of its own.
-    auto send = [&](http::response<http::string_body> res) -> asio::awaitable<bool> {
+    auto send = [&](RawResponse res) -> asio::awaitable<bool> {
         stream.expires_after(10s);
-        auto [wec, n] = co_await http::async_write(stream, res, kUse);
-        co_return !wec && res.keep_alive();
+        auto [wec, n] = co_await asio::async_write(stream, asio::buffer(res.bytes), kUse);
+        co_return !wec && res.keep_alive;
     };
     // Drains the request body, then answers; false when the connection must end.
-    auto answer_and_continue = [&](RequestParser& p, http::response<http::string_body> res) -> asio::awaitable<bool> {
+    auto answer_and_continue = [&](RequestParser& p, RawResponse res) -> asio::awaitable<bool> {
         const auto dec = co_await drain(stream, buf, p);
         if (dec)
             co_return false;
@@ -379,12 +405,14 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
                         keep = false;
                 }
             }
-            auto res = make_response(status, version, keep, answer.body);
-            for (const auto& [k, v] : answer.headers)
-                res.set(k, v);
+            auto res = start_response(status, version, keep);
+            answer.append_headers(res.bytes);
             // Why, for proxies that see only the status (nginx maps everything to 403).
             if (!passes)
-                res.set("X-Rlgate-Reason", answer.verdict == Verdict::limited ? "rate_limit_exceeded" : answer.error);
+                res.bytes.append("X-Rlgate-Reason: ")
+                    .append(answer.verdict == Verdict::limited ? "rate_limit_exceeded" : answer.error)
+                    .append("\r\n");
+            res = finish(std::move(res), answer.body);
             const bool keep_going = co_await send(std::move(res));
             if (!keep_going)
                 break;
@@ -399,9 +427,9 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             const bool got_slot = co_await slot->acquire(*throttle, deadline);
             if (!got_slot) {
                 ++throttled_;
-                auto res = make_response(429, version, false,
-                                         error_body("throttled", "too many requests in progress for this endpoint"));
-                res.set(http::field::retry_after, "1");
+                auto res = start_response(429, version, false);
+                res.bytes.append("Retry-After: 1\r\n");
+                res = finish(std::move(res), error_body("throttled", "too many requests in progress for this endpoint"));
                 co_await send(std::move(res));
                 break;
             }
@@ -473,7 +501,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         auto& res = rp->get();
         const bool upstream_keep_alive = res.keep_alive();
         strip_hop_by_hop(res);
-        for (const auto& [k, v] : answer.headers)
+        for (const auto& [k, v] : answer.header_list())
             res.set(k, v);
         res.keep_alive(client_keep_alive);
         http::response_serializer<http::buffer_body> rs{res};

@@ -29,7 +29,8 @@ namespace rlgate::l7 {
 
 class Server {
 public:
-    Server(boost::asio::io_context& io, Limiter& limiter, Escalator& escalator);
+    // `threads`: how many threads run `io` (one needs no strands).
+    Server(boost::asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads);
 
     // Binds the listener of the current config (throws on failure) and accepts.
     void start();
@@ -48,6 +49,7 @@ private:
     boost::asio::io_context& io_;
     Limiter& limiter_;
     Escalator& escalator_;
+    unsigned threads_;
     UpstreamPool pool_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::ip::tcp::endpoint local_;

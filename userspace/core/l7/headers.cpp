@@ -26,34 +26,55 @@ std::int64_t retry_after_seconds(const ratelimit::Decision& d) {
     return d.allowed ? 0 : std::max<std::int64_t>(1, ceil_seconds(d.tightest.retry_after_ns));
 }
 
-HeaderList rate_limit_headers(const ratelimit::LimitSpec& spec, const ratelimit::Decision& d, std::int64_t now_unix_s,
-                              HeaderStyle style) {
-    HeaderList h;
+namespace {
+
+// Every field once, in a fixed order, through `emit(name, value)`.
+template <class Emit>
+void emit_rate_limit_headers(const ratelimit::LimitSpec& spec, const ratelimit::Decision& d, std::int64_t now_unix_s,
+                             HeaderStyle style, Emit&& emit) {
     const auto& v = d.tightest;
     const auto reset_s = ceil_seconds(v.reset_ns);
     if (!d.allowed)
-        h.emplace_back("Retry-After", std::to_string(retry_after_seconds(d)));
+        emit("Retry-After", std::to_string(retry_after_seconds(d)));
     if (style != HeaderStyle::ietf) {
-        h.emplace_back("X-RateLimit-Limit", std::to_string(v.limit));
-        h.emplace_back("X-RateLimit-Remaining", std::to_string(v.remaining));
-        h.emplace_back("X-RateLimit-Reset", std::to_string(now_unix_s + reset_s));
+        emit("X-RateLimit-Limit", std::to_string(v.limit));
+        emit("X-RateLimit-Remaining", std::to_string(v.remaining));
+        emit("X-RateLimit-Reset", std::to_string(now_unix_s + reset_s));
     }
     if (style != HeaderStyle::legacy) {
         const auto window_s = std::max<std::int64_t>(1, ceil_seconds(static_cast<std::int64_t>(spec.period_ns)));
         const auto name = sf_string(spec.name.empty() ? "default" : spec.name);
-        h.emplace_back("RateLimit-Policy", name + ";q=" + std::to_string(v.limit) + ";w=" + std::to_string(window_s));
-        h.emplace_back("RateLimit", name + ";r=" + std::to_string(v.remaining) + ";t=" + std::to_string(reset_s));
+        emit("RateLimit-Policy", name + ";q=" + std::to_string(v.limit) + ";w=" + std::to_string(window_s));
+        emit("RateLimit", name + ";r=" + std::to_string(v.remaining) + ";t=" + std::to_string(reset_s));
     }
+}
+
+}  // namespace
+
+HeaderList rate_limit_headers(const ratelimit::LimitSpec& spec, const ratelimit::Decision& d, std::int64_t now_unix_s,
+                              HeaderStyle style) {
+    HeaderList h;
+    emit_rate_limit_headers(spec, d, now_unix_s, style,
+                            [&](std::string_view name, std::string value) { h.emplace_back(name, std::move(value)); });
     return h;
 }
 
+void append_rate_limit_headers(std::string& out, const ratelimit::LimitSpec& spec, const ratelimit::Decision& d,
+                               std::int64_t now_unix_s, HeaderStyle style) {
+    emit_rate_limit_headers(spec, d, now_unix_s, style, [&](std::string_view name, const std::string& value) {
+        out.append(name).append(": ").append(value).append("\r\n");
+    });
+}
+
 std::string too_many_requests_body(const ratelimit::Decision& d, std::int64_t now_unix_s, const std::string& message) {
-    const auto retry = retry_after_seconds(d);
-    return nlohmann::json{{"error", "rate_limit_exceeded"},
-                          {"message", message},
-                          {"retry_after", retry},
-                          {"reset_at", now_unix_s + ceil_seconds(d.tightest.reset_ns)}}
-        .dump();
+    // By hand, in nlohmann's key order: this body is written for every refused request.
+    std::string out;
+    out.reserve(96 + message.size());
+    out.append(R"({"error":"rate_limit_exceeded","message":)");
+    out.append(nlohmann::json(message).dump());  // escaped as JSON requires
+    out.append(R"(,"reset_at":)").append(std::to_string(now_unix_s + ceil_seconds(d.tightest.reset_ns)));
+    out.append(R"(,"retry_after":)").append(std::to_string(retry_after_seconds(d))).append("}");
+    return out;
 }
 
 }  // namespace rlgate::l7

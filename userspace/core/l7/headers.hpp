@@ -23,6 +23,11 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 HeaderList rate_limit_headers(const ratelimit::LimitSpec& tightest_spec, const ratelimit::Decision& d,
                               std::int64_t now_unix_s, HeaderStyle style);
 
+// The same fields appended to `out` as "Name: value\r\n" lines: the hot
+// path of the forward-auth answer, without a list to build first.
+void append_rate_limit_headers(std::string& out, const ratelimit::LimitSpec& tightest_spec, const ratelimit::Decision& d,
+                               std::int64_t now_unix_s, HeaderStyle style);
+
 // {"error":"rate_limit_exceeded","message":...,"retry_after":...,"reset_at":...}
 std::string too_many_requests_body(const ratelimit::Decision& d, std::int64_t now_unix_s, const std::string& message);
 

@@ -120,7 +120,7 @@ struct L7Config {
     std::vector<ratelimit::LimitSpec> per_ip_limits;  // every caller's client IP, whoever it claims to be
     HeaderStyle headers = HeaderStyle::both;
     std::string message = "Too many requests. Retry after the time in the Retry-After header.";
-    std::size_t store_max_keys = 1'000'000;
+    std::size_t store_max_keys = 100'000;   // ~512 B each, allocated at start
     Escalation escalation;
     ServerLimits limits;
     std::string log_level = "info";
