@@ -5,6 +5,7 @@
 // over an injected clock.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -93,6 +94,17 @@ TEST(L7Config, ParsesTheExampleAndNamesTheFieldOfEveryError) {
     } catch (const config::ConfigError& e) {
         EXPECT_EQ(e.field(), "line 2, column 12");
     }
+}
+
+TEST(L7Config, TheShippedExampleIsValid) {
+    std::ifstream in(RLGATE_EXAMPLES_DIR "/l7.json");
+    const std::string text{std::istreambuf_iterator<char>(in), {}};
+    ASSERT_FALSE(text.empty());
+    const auto c = parse_l7_config(text, "l7.json", no_files);
+    EXPECT_EQ(c.tiers.size(), 4U);
+    EXPECT_EQ(c.tiers.at("free").limits.size(), 3U);
+    EXPECT_EQ(c.tiers.at("free").limits[2].calendar, ratelimit::Calendar::day);
+    EXPECT_TRUE(c.endpoints[1].throttle.has_value());
 }
 
 struct Req {
