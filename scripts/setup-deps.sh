@@ -11,7 +11,7 @@ PACKAGES=(
   clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libsystemd-dev
-  iproute2 nftables ethtool util-linux
+  iproute2 nftables ethtool util-linux tzdata
 )
 if [[ "${1:-}" == "--tests" ]]; then
   PACKAGES+=(chromium chromium-driver fonts-liberation)  # the dashboard's browser test (fonts: a Recommends we skip)

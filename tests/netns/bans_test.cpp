@@ -265,6 +265,9 @@ TEST_F(BansTest, L7ReportsArriveThroughTheirOwnRateLimitedSocket) {
     ASSERT_TRUE(c.connected());
     c.send(R"({"v":1,"cmd":"status"})" "\n");
     EXPECT_EQ(c.reply()["error"]["code"], "unknown_command") << "only reports on this socket";
+    c.send(R"({"v":1,"cmd":"policy"})" "\n");
+    const auto policy = c.reply();
+    EXPECT_EQ(policy["result"]["allow"], json::array({"10.60.0.0/16"})) << policy.dump();
 
     auto report = [&](const std::string& source, const std::string& reason) {
         c.send(json{{"v", 1}, {"cmd", "escalate"}, {"args", {{"source", source}, {"reason", reason}}}}.dump() + "\n");
@@ -322,6 +325,48 @@ TEST_F(BansTest, RlgateL7EscalatesAPersistentAbuserIntoAKernelBan) {
                                "/rl_bans key hex 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 ff ff 0a d5 00 09 00 00 00",
                            &status);
     EXPECT_EQ(status, 0) << out;
+}
+
+
+TEST_F(BansTest, RlgateL7FollowsRlgatedsAllowlistAndTierPrefixes) {
+    auto premium_tier = tier(1000, 100);
+    premium_tier["members"] = {"10.215.0.0/16"};
+    auto cfg = base_config({{"default", tier(100, 20)}, {"premium", premium_tier}});
+    cfg["default_tier"] = "default";
+    cfg["daemon"] = {{"escalation_group", "nogroup"}};
+    cfg["allow"] = {"10.214.0.0/16"};
+    daemon_->write_config(cfg);
+    daemon_->start();
+
+    L7Process l7("follow");
+    l7.write_config({{"mode", "forward_auth"},
+                     {"trusted_proxies", {"127.0.0.1/32"}},
+                     {"anonymous_tier", "anonymous"},
+                     {"tiers",
+                      {{"anonymous", {{"limits", {{{"limit", 1}, {"per", "1m"}}}}}},
+                       {"premium", {{"limits", {{{"limit", 50}, {"per", "1m"}}}}}}}},
+                     {"escalation", {{"socket", daemon_->escalation_socket()}, {"enabled", false}}},
+                     {"from_rlgated", {{"allowlist", true}, {"tiers", true}, {"refresh", "1s"}}}});
+    l7.start();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < deadline && l7.log_text().find("following rlgated's policy") == std::string::npos)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_NE(l7.log_text().find("following rlgated's policy"), std::string::npos) << l7.log_text();
+
+    for (int i = 0; i < 3; ++i) {
+        const auto allowed = l7.check("/api", {{"X-Forwarded-For", "10.214.3.4"}});
+        EXPECT_EQ(allowed.status, 200) << "rlgated's allowlist bypasses L7 limits";
+        EXPECT_FALSE(allowed.headers.contains("x-ratelimit-limit"));
+    }
+    const auto premium = l7.check("/api", {{"X-Forwarded-For", "10.215.3.4"}});
+    EXPECT_EQ(premium.status, 200);
+    EXPECT_EQ(premium.headers.at("x-ratelimit-limit"), "50") << "rlgated's premium prefix: the L7 premium tier";
+    EXPECT_EQ(l7.check("/api", {{"X-Forwarded-For", "10.216.3.4"}}).headers.at("x-ratelimit-limit"), "1");
+
+    // A runtime change in rlgated reaches rlgate-l7 at its next refresh.
+    daemon_->call("tier.set", {{"cidr", "10.216.0.0/16"}, {"tier", "premium"}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_EQ(l7.check("/api", {{"X-Forwarded-For", "10.216.3.4"}}).headers.at("x-ratelimit-limit"), "50");
 }
 
 }  // namespace

@@ -88,6 +88,14 @@ TEST(L7Config, ParsesTheExampleAndNamesTheFieldOfEveryError) {
                                                                   {{"limit", 1}, {"per", "1s"}}}))),
               "tiers.anon.limits[1]") << "two limits with one name";
     EXPECT_EQ(error_field(with("/unknown", 1)), "unknown");
+    EXPECT_EQ(error_field(with("/tiers/anon/limits/0/time_zone", "Europe/Berlin")), "tiers.anon.limits[0].time_zone")
+        << "only calendar windows have a time zone";
+    EXPECT_EQ(error_field(with("/global/0", {{"algorithm", "fixed_window"}, {"limit", 5}, {"calendar", "day"},
+                                             {"time_zone", "../../etc/passwd"}})),
+              "global[0].time_zone");
+    EXPECT_EQ(error_field(with("/global/0", {{"algorithm", "fixed_window"}, {"limit", 5}, {"calendar", "day"},
+                                             {"time_zone", "Mars/Olympus"}})),
+              "global[0].time_zone") << "no such file";
     try {
         parse_l7_config("{\n  \"tiers\": ,\n}", "l7.json", no_files);
         FAIL();
@@ -167,6 +175,34 @@ TEST(L7Evaluate, ResolvesCallersToTiersAndTheKeysTheyAreChargedTo) {
     e = evaluate(c, bad_cost.view(), 0);
     EXPECT_EQ(e.kind, Evaluation::Kind::reject);
     EXPECT_EQ(e.status, 400U);
+}
+
+
+TEST(L7Evaluate, RlgatedsAllowlistAndTierPrefixesAreFollowedWhenConfigured) {
+    std::string error;
+    const auto shared = parse_shared_policy(
+        json::parse(R"({"generation": 7, "allow": ["192.0.2.0/24"],
+                        "members": [{"cidr": "198.51.100.0/24", "tier": "premium"},
+                                    {"cidr": "198.51.100.128/25", "tier": "free"},
+                                    {"cidr": "203.0.113.0/24", "tier": "no-such-l7-tier"}]})"),
+        &error);
+    ASSERT_TRUE(shared) << error;
+    EXPECT_FALSE(parse_shared_policy(json::parse(R"({"allow": ["nope"], "members": []})"), &error));
+    EXPECT_FALSE(parse_shared_policy(json::parse(R"({"allow": []})"), &error));
+
+    auto j = base();
+    auto off = parse(j);
+    Req allowed{.peer = "192.0.2.9"}, premium{.peer = "198.51.100.9"}, longest{.peer = "198.51.100.200"},
+        unknown{.peer = "203.0.113.9"};
+    EXPECT_EQ(evaluate(off, allowed.view(), 0, &*shared).kind, Evaluation::Kind::limit) << "not configured: ignored";
+    j["from_rlgated"] = {{"allowlist", true}, {"tiers", true}};
+    const auto on = parse(j);
+    EXPECT_EQ(evaluate(on, allowed.view(), 0, &*shared).kind, Evaluation::Kind::bypass);
+    EXPECT_EQ(evaluate(on, premium.view(), 0, &*shared).tier->name, "premium");
+    EXPECT_EQ(evaluate(on, longest.view(), 0, &*shared).tier->name, "free") << "the longest prefix wins";
+    EXPECT_EQ(evaluate(on, unknown.view(), 0, &*shared).tier->name, "anon") << "no such L7 tier: anonymous";
+    Req keyed{.peer = "198.51.100.9", .headers = {{"X-API-Key", "k1"}}};
+    EXPECT_EQ(evaluate(on, keyed.view(), 0, &*shared).tier->name, "free") << "a key's own tier comes first";
 }
 
 TEST(L7Evaluate, QueryParametersAreDecoded) {

@@ -137,6 +137,67 @@ TEST(Windows, CalendarWindowsResetOnTheUtcBoundary) {
     EXPECT_EQ(calendar_window_start(Calendar::hour, 7200 * kSec + 5), 7200 * kSec);
 }
 
+// A TZif v2 file for a zone at UTC+1 with daylight saving (+2) from
+// 2026-03-29 01:00Z to 2026-10-25 01:00Z, as RFC 8536 lays it out.
+std::string test_tzif() {
+    auto be = [](std::string& out, std::uint64_t v, int n) {
+        for (int i = n - 1; i >= 0; --i)
+            out += static_cast<char>((v >> (8 * i)) & 0xff);
+    };
+    auto head = [&](std::string& out, std::uint32_t times, std::uint32_t types, std::uint32_t chars) {
+        out += "TZif2";
+        out += std::string(15, '\0');
+        for (std::uint32_t c : {0U, 0U, 0U, times, types, chars})
+            be(out, c, 4);
+    };
+    std::string f;
+    head(f, 0, 1, 4);  // v1 block: one type, no transitions
+    be(f, 3600, 4);
+    f += std::string("\0\0", 2) + std::string("STD\0", 4);
+    head(f, 2, 2, 8);
+    be(f, 1774746000, 8);
+    be(f, 1792890000, 8);
+    f += std::string("\1\0", 2);
+    be(f, 3600, 4);
+    f += std::string("\0\0", 2);
+    be(f, 7200, 4);
+    f += std::string("\1\4", 2);
+    f += std::string("STD\0DST\0", 8);
+    f += "\nSTD-1DST,M3.5.0/2,M10.5.0/3\n";
+    return f;
+}
+
+TEST(Windows, CalendarDaysFollowALocalTimeZoneAcrossDaylightSaving) {
+    const auto zone = std::make_shared<const TimeZone>(TimeZone::from_tzif(test_tzif(), "Test/Zone"));
+    EXPECT_EQ(zone->offset_at(1774745999), 3600);
+    EXPECT_EQ(zone->offset_at(1774746000), 7200);
+    EXPECT_EQ(zone->offset_at(1792890000), 3600);
+    // 2026-03-29 at noon local: the day began at 23:00Z the evening before and lasts 23 h.
+    auto w = calendar_window(Calendar::day, 1774780000 * kSec, zone.get());
+    EXPECT_EQ(w.start, 1774738800 * kSec);
+    EXPECT_EQ(w.end, 1774821600 * kSec);
+    // 2026-10-25: 25 h.
+    w = calendar_window(Calendar::day, 1792900000 * kSec, zone.get());
+    EXPECT_EQ(w.start, 1792879200 * kSec);
+    EXPECT_EQ(w.end, 1792969200 * kSec);
+    EXPECT_EQ(calendar_window(Calendar::day, 1792900000 * kSec, nullptr).start, 1792886400 * kSec) << "UTC midnight";
+
+    // A daily quota resets at local midnight, not UTC midnight.
+    LimitSpec daily{.name = "daily", .algorithm = Algorithm::fixed_window, .limit = 2, .period_ns = 86400ULL * kSec,
+                    .burst = 0, .calendar = Calendar::day, .zone = zone};
+    LimitState st;
+    EXPECT_EQ(admitted(daily, st, 1792900000 * kSec, 3), 2);
+    const auto refused = check(daily, st, 1792900000 * kSec, 1, true);
+    EXPECT_EQ(refused.retry_after_ns, (1792969200 - 1792900000) * kSec);
+    EXPECT_FALSE(check(daily, st, 1792969199 * kSec, 1, true).allowed);
+    EXPECT_TRUE(check(daily, st, 1792969200 * kSec, 1, true).allowed);
+
+    EXPECT_THROW(TimeZone::from_tzif("TZif", "x"), std::invalid_argument);
+    EXPECT_THROW(TimeZone::from_tzif(test_tzif().substr(0, 60), "x"), std::invalid_argument);
+    EXPECT_THROW(TimeZone::from_tzif("garbage that is long enough to have a header but is not one at all", "x"),
+                 std::invalid_argument);
+}
+
 TEST(Decide, EveryLimitMustAdmitAndTheTightestIsReported) {
     const std::array specs = {spec(Algorithm::token_bucket, 10, 60), spec(Algorithm::fixed_window, 100, 3600),
                               spec(Algorithm::fixed_window, 12, 86400)};

@@ -501,8 +501,20 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
         reply(control::make_result(req.id, {{"accepted", true}}));
         return;
     }
+    if (req.command == "policy") {  // read-only: allowlist and tier membership, for rlgate-l7
+        json allow = json::array(), members = json::array();
+        for (const auto& c : effective_.allow)
+            allow.push_back(c.to_string());
+        for (const auto& m : effective_.members)
+            members.push_back({{"cidr", m.prefix.to_string()}, {"tier", m.tier}});
+        reply(control::make_result(req.id, {{"generation", dataplane_->policy_generation()},
+                                            {"allow", std::move(allow)},
+                                            {"members", std::move(members)}}));
+        return;
+    }
     if (req.command != "escalate")
-        throw ProtocolError(code::unknown_command, "the escalation socket serves only \"escalate\" and \"report\"");
+        throw ProtocolError(code::unknown_command,
+                            "the escalation socket serves only \"escalate\", \"report\", \"policy\" and \"version\"");
     auto [it, inserted] = l7_budgets_.try_emplace(peer, config_.bans.l7_reports_per_sec, config_.bans.l7_burst);
     const auto mono = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     if (!it->second.try_take(mono))

@@ -37,22 +37,30 @@ Escalator::Stats Escalator::stats() const {
 
 void Escalator::escalate(const net::IpAddress& client, const std::string& reason, std::int64_t ban_s) {
     spdlog::warn("escalating {} to rlgated: {} (ban {}s)", client.to_string(), reason, ban_s);
-    send("escalate", {{"source", client.to_string()}, {"reason", reason}, {"ttl_s", ban_s}}, true);
+    send("escalate", {{"source", client.to_string()}, {"reason", reason}, {"ttl_s", ban_s}}, Kind::escalation);
 }
 
-void Escalator::report(nlohmann::json args) { send("report", std::move(args), false); }
+void Escalator::report(nlohmann::json args) { send("report", std::move(args), Kind::report); }
 
-void Escalator::send(std::string command, nlohmann::json args, bool is_escalation) {
+void Escalator::fetch_policy(std::function<void(std::optional<nlohmann::json>)> done) {
+    send("policy", nlohmann::json::object(), Kind::query, std::move(done));
+}
+
+void Escalator::send(std::string command, nlohmann::json args, Kind kind,
+                     std::function<void(std::optional<nlohmann::json>)> done) {
     if (in_flight_.fetch_add(1) >= kMaxInFlight) {
         --in_flight_;
         ++dropped_;
+        if (done)
+            asio::post(strand_, [done] { done(std::nullopt); });
         return;
     }
+    const bool is_escalation = kind == Kind::escalation;
     const auto id = next_id_++;
     std::string line = nlohmann::json{{"v", 1}, {"id", id}, {"cmd", command}, {"args", std::move(args)}}.dump() + "\n";
     asio::co_spawn(
         strand_,
-        [this, line = std::move(line), is_escalation]() -> asio::awaitable<void> {
+        [this, line = std::move(line), is_escalation, kind, done = std::move(done)]() -> asio::awaitable<void> {
             auto socket = std::make_shared<stream_protocol::socket>(strand_);
             asio::steady_timer deadline(strand_, kTimeout);
             deadline.async_wait([socket](boost::system::error_code ec) {
@@ -70,10 +78,17 @@ void Escalator::send(std::string command, nlohmann::json args, bool is_escalatio
             --in_flight_;
             if (ec) {
                 ++unreachable_;
-                if (is_escalation || !warned_unreachable_)
-                    spdlog::warn("rlgated not reachable at {} ({}): {}", socket_path_, ec.message(),
-                                 is_escalation ? "the escalation is only logged" : "decision counts not reported");
+                if (is_escalation || !warned_unreachable_) {
+                    const char* consequence = "decision counts not reported";
+                    if (is_escalation)
+                        consequence = "the escalation is only logged";
+                    else if (kind == Kind::query)
+                        consequence = "its policy is not followed until it answers";
+                    spdlog::warn("rlgated not reachable at {} ({}): {}", socket_path_, ec.message(), consequence);
+                }
                 warned_unreachable_ = true;
+                if (done)
+                    done(std::nullopt);
                 co_return;
             }
             warned_unreachable_ = false;
@@ -83,10 +98,19 @@ void Escalator::send(std::string command, nlohmann::json args, bool is_escalatio
                 std::string msg = reply;
                 if (j.is_object() && j.contains("error"))
                     msg = j["error"].dump();
-                spdlog::warn("rlgated refused the {}: {}", is_escalation ? "escalation" : "report", msg);
+                const char* what = "report";
+                if (is_escalation)
+                    what = "escalation";
+                else if (kind == Kind::query)
+                    what = "policy query";
+                spdlog::warn("rlgated refused the {}: {}", what, msg);
+                if (done)
+                    done(std::nullopt);
                 co_return;
             }
             ++accepted_;
+            if (done)
+                done(j.value("result", nlohmann::json::object()));
             if (is_escalation)
                 spdlog::info("rlgated banned: {}", j.value("result", nlohmann::json::object()).dump());
         },

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -23,6 +25,9 @@ public:
 
     void escalate(const net::IpAddress& client, const std::string& reason, std::int64_t ban_s);
     void report(nlohmann::json args);
+    // Asks for rlgated's allowlist and tier prefixes; `done` gets the result,
+    // or nullopt when the daemon is unreachable or refuses (on the strand).
+    void fetch_policy(std::function<void(std::optional<nlohmann::json>)> done);
     void set_socket(std::string path);
 
     struct Stats {
@@ -31,7 +36,9 @@ public:
     [[nodiscard]] Stats stats() const;
 
 private:
-    void send(std::string command, nlohmann::json args, bool is_escalation);
+    enum class Kind { escalation, report, query };
+    void send(std::string command, nlohmann::json args, Kind kind,
+              std::function<void(std::optional<nlohmann::json>)> done = {});
 
     boost::asio::io_context& io_;
     boost::asio::strand<boost::asio::io_context::executor_type> strand_;

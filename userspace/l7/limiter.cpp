@@ -45,7 +45,8 @@ Answer Limiter::decide(const RequestView& request) {
     const L7Config& c = *a.policy;
     const std::int64_t unix_ns = clock_.unix_ns();
     const std::int64_t unix_s = unix_ns / 1'000'000'000LL;
-    auto e = evaluate(c, request, unix_s);
+    const auto shared = c.from_rlgated.any() ? shared_.load() : nullptr;
+    auto e = evaluate(c, request, unix_s, shared.get());
     a.client = e.client;
     a.caller_kind = e.caller_kind;
     a.tier = e.tier ? e.tier->name : "";

@@ -65,6 +65,9 @@ public:
     // Replaces the policy; state of keys whose limits keep their shape carries over.
     void reload(std::shared_ptr<const L7Config> config);
     [[nodiscard]] std::shared_ptr<const L7Config> config() const { return config_.load(); }
+    // rlgated's allowlist and tier prefixes (config.from_rlgated), replaced whole.
+    void set_shared_policy(std::shared_ptr<const SharedPolicy> p) { shared_.store(std::move(p)); }
+    [[nodiscard]] std::shared_ptr<const SharedPolicy> shared_policy() const { return shared_.load(); }
 
     struct Count {
         std::string tier, endpoint, verdict;
@@ -80,6 +83,7 @@ private:
     bool over_abuse_threshold(const L7Config& c, const net::IpAddress& client, std::int64_t now_ns);
 
     std::atomic<std::shared_ptr<const L7Config>> config_;
+    std::atomic<std::shared_ptr<const SharedPolicy>> shared_;
     Clock clock_;
     std::int64_t unix_offset_ns_;
     ratelimit::MemoryStore store_;

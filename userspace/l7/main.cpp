@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
 
         asio::signal_set hup(io, SIGHUP);
         asio::steady_timer report_timer(io);
+        asio::steady_timer policy_timer(io);
         asio::signal_set stop_signals(io, SIGINT, SIGTERM);
         std::jthread watchdog;
         stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
             // requests still in progress after 5 s are cut short.
             hup.cancel();
             report_timer.cancel();
+            policy_timer.cancel();
             server.stop();
             watchdog = std::jthread([](std::stop_token st) {
                 for (int i = 0; i < 50 && !st.stop_requested(); ++i)
@@ -178,6 +180,34 @@ int main(int argc, char** argv) {
             });
         };
         schedule_report();
+
+        // rlgated's allowlist and tier prefixes, when the config follows them.
+        std::uint64_t followed_generation = ~0ULL;
+        std::function<void()> follow_policy = [&] {
+            const auto c = limiter.config();
+            if (c->from_rlgated.any())
+                escalator.fetch_policy([&](std::optional<nlohmann::json> result) {
+                    if (!result)
+                        return;
+                    std::string error;
+                    auto p = l7::parse_shared_policy(*result, &error);
+                    if (!p) {
+                        spdlog::warn("rlgated's policy not understood: {}", error);
+                        return;
+                    }
+                    if (p->generation != followed_generation)
+                        spdlog::info("following rlgated's policy generation {}: {} allowed prefixes, {} tier prefixes",
+                                     p->generation, p->allow.size(), p->members.size());
+                    followed_generation = p->generation;
+                    limiter.set_shared_policy(std::make_shared<const l7::SharedPolicy>(std::move(*p)));
+                });
+            policy_timer.expires_after(std::chrono::nanoseconds(c->from_rlgated.refresh_ns));
+            policy_timer.async_wait([&](boost::system::error_code ec) {
+                if (!ec)
+                    follow_policy();
+            });
+        };
+        follow_policy();
 
         std::vector<std::jthread> workers;
         for (unsigned i = 1; i < threads; ++i)

@@ -80,13 +80,13 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     return {};
 }
 
-Evaluation evaluate(const L7Config& config, const RequestView& request, std::int64_t now_unix_s) {
+Evaluation evaluate(const L7Config& config, const RequestView& request, std::int64_t now_unix_s, const SharedPolicy* shared) {
     Evaluation e;
     const bool from_trusted_proxy = any_contains(config.trusted_proxies, request.peer);
     const bool xff = config.client_ip_header == ClientIpHeader::x_forwarded_for;
     e.client = client_ip(request.peer, xff ? request.header("X-Forwarded-For") : std::string_view{},
                          xff ? std::string_view{} : request.header("Forwarded"), config.trusted_proxies);
-    if (any_contains(config.bypass, e.client)) {
+    if (any_contains(config.bypass, e.client) || (shared && config.from_rlgated.allowlist && shared->allows(e.client))) {
         e.kind = Evaluation::Kind::bypass;
         e.caller_kind = "bypass";
         return e;
@@ -168,6 +168,10 @@ Evaluation evaluate(const L7Config& config, const RequestView& request, std::int
         e.caller_kind = "anonymous";
         id = "ip:" + client_key(e.client);
         tier_name = config.anonymous_tier;
+        // A prefix rlgated puts in a tier gets the L7 tier of that name, if there is one.
+        if (shared && config.from_rlgated.tiers)
+            if (const std::string* t = shared->tier_of(e.client); t && config.tiers.contains(*t))
+                tier_name = *t;
     }
     e.tier = &config.tiers.at(tier_name);
     if (e.tier->bypass) {

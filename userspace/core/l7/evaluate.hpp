@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/l7/l7_config.hpp"
+#include "core/l7/shared_policy.hpp"
 #include "core/ratelimit/memory_store.hpp"
 
 namespace rlgate::l7 {
@@ -55,7 +56,9 @@ struct Evaluation {
 };
 
 // The result points into `config` (tiers, endpoints, limits): keep it alive.
-Evaluation evaluate(const L7Config& config, const RequestView& request, std::int64_t now_unix_s);
+// `shared`: rlgated's allowlist and tier prefixes, used as config.from_rlgated says.
+Evaluation evaluate(const L7Config& config, const RequestView& request, std::int64_t now_unix_s,
+                    const SharedPolicy* shared = nullptr);
 
 // The query parameter `name` of `target`, percent-decoded; "" when absent.
 std::string query_parameter(std::string_view target, std::string_view name);

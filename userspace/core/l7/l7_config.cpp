@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "core/l7/l7_config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <set>
@@ -54,7 +55,33 @@ private:
         return *text;
     }
 
+    // "Europe/Berlin" -> /usr/share/zoneinfo/Europe/Berlin, loaded once per name.
+    std::shared_ptr<const ratelimit::TimeZone> load_zone(const Json& v, const std::string& path) const {
+        const auto name = get_string(v, path);
+        if (name == "UTC")
+            return nullptr;
+        const bool sane = !name.empty() && name.size() < 64 && name.front() != '/' && name.find("..") == std::string::npos &&
+                          std::all_of(name.begin(), name.end(), [](char c) {
+                              return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' || c == '+';
+                          });
+        if (!sane)
+            fail(path, in_quotes(name) + " is not a time zone name (e.g. \"Europe/Berlin\", \"UTC\")");
+        if (auto it = zones_.find(name); it != zones_.end())
+            return it->second;
+        const auto bytes = read_file_("/usr/share/zoneinfo/" + name);
+        if (!bytes)
+            fail(path, "unknown time zone " + in_quotes(name) + " (no /usr/share/zoneinfo/" + name + "; package tzdata)");
+        try {
+            auto z = std::make_shared<const ratelimit::TimeZone>(ratelimit::TimeZone::from_tzif(*bytes, name));
+            zones_.emplace(name, z);
+            return z;
+        } catch (const std::invalid_argument& e) {
+            fail(path, "/usr/share/zoneinfo/" + name + ": " + e.what());
+        }
+    }
+
     const std::function<std::optional<std::string>(const std::string&)>& read_file_;
+    mutable std::map<std::string, std::shared_ptr<const ratelimit::TimeZone>> zones_;
 };
 
 std::pair<std::string, std::uint16_t> Parser::get_host_port(const Json& v, const std::string& path) const {
@@ -83,7 +110,7 @@ std::pair<std::string, std::uint16_t> Parser::get_host_port(const Json& v, const
 }
 
 ratelimit::LimitSpec Parser::parse_limit(const Json& v, const std::string& path) const {
-    expect_object(v, path, {"name", "algorithm", "limit", "per", "calendar", "burst"});
+    expect_object(v, path, {"name", "algorithm", "limit", "per", "calendar", "time_zone", "burst"});
     ratelimit::LimitSpec s;
     if (!v.contains("limit"))
         fail(join(path, "limit"), "required: requests (cost units) per period");
@@ -120,7 +147,11 @@ ratelimit::LimitSpec Parser::parse_limit(const Json& v, const std::string& path)
             fail(join(path, "calendar"), in_quotes(c) + " is not a calendar window (minute, hour, day; UTC)");
         s.period_ns = static_cast<std::uint64_t>(ratelimit::calendar_window_length(s.calendar));
         per_text = c;
+        if (v.contains("time_zone"))
+            s.zone = load_zone(v["time_zone"], join(path, "time_zone"));
     } else {
+        if (v.contains("time_zone"))
+            fail(join(path, "time_zone"), "only for calendar windows");
         if (!v.contains("per"))
             fail(join(path, "per"), "required: the period, e.g. \"1m\"");
         s.period_ns = static_cast<std::uint64_t>(get_duration_i(v["per"], join(path, "per")));
@@ -367,7 +398,7 @@ L7Config Parser::parse(std::string_view text) {
                   {"mode", "listen", "check_path", "deny_status", "metrics_path", "proxy", "trusted_proxies", "client_ip_header",
                    "original_request_headers", "bypass",
                    "identity", "api_keys", "users", "user_tier", "anonymous_tier", "tiers", "endpoints", "global",
-                   "per_ip", "headers", "message", "store", "escalation", "limits", "log_level"});
+                   "per_ip", "headers", "message", "store", "escalation", "from_rlgated", "limits", "log_level"});
     L7Config c;
     if (root.contains("mode")) {
         const auto m = get_string(root["mode"], "mode");
@@ -489,6 +520,18 @@ L7Config Parser::parse(std::string_view text) {
     }
     if (root.contains("escalation"))
         parse_escalation(root["escalation"], c.escalation);
+    if (root.contains("from_rlgated")) {
+        const auto& f = root["from_rlgated"];
+        expect_object(f, "from_rlgated", {"allowlist", "tiers", "refresh"});
+        if (f.contains("allowlist"))
+            c.from_rlgated.allowlist = get_bool(f["allowlist"], "from_rlgated.allowlist");
+        if (f.contains("tiers"))
+            c.from_rlgated.tiers = get_bool(f["tiers"], "from_rlgated.tiers");
+        if (f.contains("refresh"))
+            c.from_rlgated.refresh_ns = get_duration_i(f["refresh"], "from_rlgated.refresh");
+        if (c.from_rlgated.refresh_ns < 1'000'000'000LL)
+            fail("from_rlgated.refresh", "at least 1s");
+    }
     if (root.contains("limits"))
         parse_server_limits(root["limits"], c.limits);
     if (root.contains("log_level")) {

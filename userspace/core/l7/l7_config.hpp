@@ -79,6 +79,14 @@ struct Escalation {
     std::int64_t report_interval_ns = 10'000'000'000LL;  // decision counts to rlgated
 };
 
+// Policy followed from rlgated (escalation socket, `policy` command).
+struct FromRlgated {
+    bool allowlist = false;  // rlgated's allow CIDRs bypass L7 limits too
+    bool tiers = false;      // anonymous callers in an rlgated tier prefix get the L7 tier of that name
+    std::int64_t refresh_ns = 10'000'000'000LL;
+    [[nodiscard]] bool any() const { return allowlist || tiers; }
+};
+
 struct ServerLimits {
     std::uint32_t max_connections = 4096;
     std::uint32_t max_header_bytes = 16 * 1024;
@@ -122,6 +130,7 @@ struct L7Config {
     std::string message = "Too many requests. Retry after the time in the Retry-After header.";
     std::size_t store_max_keys = 100'000;   // ~512 B each, allocated at start
     Escalation escalation;
+    FromRlgated from_rlgated;
     ServerLimits limits;
     std::string log_level = "info";
 };

@@ -66,8 +66,13 @@ Verdict gcra(const LimitSpec& s, LimitState& st, std::int64_t now, std::uint64_t
 }
 
 Verdict fixed_window(const LimitSpec& s, LimitState& st, std::int64_t now, std::uint64_t cost, bool commit) {
-    const std::int64_t length = s.calendar != Calendar::none ? calendar_window_length(s.calendar) : static_cast<std::int64_t>(s.period_ns);
-    const std::int64_t start = s.calendar != Calendar::none ? calendar_window_start(s.calendar, now) : now - (now % length + length) % length;
+    std::int64_t length = static_cast<std::int64_t>(s.period_ns);
+    std::int64_t start = now - (now % length + length) % length;
+    if (s.calendar != Calendar::none) {
+        const auto w = calendar_window(s.calendar, now, s.zone.get());
+        start = w.start;
+        length = w.end - w.start;
+    }
     std::uint64_t count = st.started && st.a == start ? st.current : 0;
     if (st.started && st.a > start)  // the clock stepped back into an earlier window: stay in the newer one
         count = st.current;
@@ -181,6 +186,30 @@ std::int64_t calendar_window_length(Calendar c) {
 std::int64_t calendar_window_start(Calendar c, std::int64_t unix_ns) {
     const auto len = calendar_window_length(c);
     return unix_ns - ((unix_ns % len) + len) % len;  // UTC has no leap seconds in Unix time
+}
+
+Window calendar_window(Calendar c, std::int64_t unix_ns, const TimeZone* zone) {
+    const auto len = calendar_window_length(c);
+    if (!zone)
+        return {calendar_window_start(c, unix_ns), calendar_window_start(c, unix_ns) + len};
+    constexpr std::int64_t kS = 1'000'000'000;
+    auto floor_div = [](std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); };
+    const std::int64_t unix_s = floor_div(unix_ns, kS);
+    const std::int64_t local_ns = unix_ns + std::int64_t{zone->offset_at(unix_s)} * kS;
+    const std::int64_t local_start = floor_div(local_ns, len) * len;
+    // Local boundary -> UTC: the offset in force at that instant, found by
+    // guessing with the current one and checking once.
+    auto to_unix = [&](std::int64_t local) {
+        std::int64_t guess = local - std::int64_t{zone->offset_at(unix_s)} * kS;
+        guess = local - std::int64_t{zone->offset_at(floor_div(guess, kS))} * kS;
+        return guess;
+    };
+    Window w{to_unix(local_start), to_unix(local_start + len)};
+    if (w.start > unix_ns)  // a boundary inside a skipped hour: the window began at the change
+        w.start = unix_ns;
+    if (w.end <= w.start)
+        w.end = w.start + len;
+    return w;
 }
 
 Verdict check(const LimitSpec& spec, LimitState& state, std::int64_t now_ns, std::uint64_t cost, bool commit) {

@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "core/ratelimit/time_zone.hpp"
+
 namespace rlgate::ratelimit {
 
 enum class Algorithm { token_bucket, gcra, sliding_log, sliding_window, fixed_window };
@@ -22,6 +24,7 @@ struct LimitSpec {
     std::uint64_t period_ns = 60'000'000'000ULL;
     std::uint64_t burst = 0;          // token bucket / GCRA: extra capacity; 0 = `limit`
     Calendar calendar = Calendar::none;  // fixed_window only
+    std::shared_ptr<const TimeZone> zone;  // calendar windows: local boundaries; null = UTC
 };
 
 // Per key and limit. One struct for all algorithms keeps stores simple.
@@ -50,5 +53,13 @@ Verdict check(const LimitSpec& spec, LimitState& state, std::int64_t now_ns, std
 // Start of the calendar window containing `unix_ns` (UTC).
 std::int64_t calendar_window_start(Calendar c, std::int64_t unix_ns);
 std::int64_t calendar_window_length(Calendar c);
+
+// [start, end) in Unix ns of the calendar window containing `unix_ns`, its
+// boundaries on local time in `zone` (null: UTC). A local day may last 23 or
+// 25 hours across a daylight-saving change.
+struct Window {
+    std::int64_t start, end;
+};
+Window calendar_window(Calendar c, std::int64_t unix_ns, const TimeZone* zone);
 
 }  // namespace rlgate::ratelimit
