@@ -83,7 +83,8 @@ TEST_F(ParserTest, L4ClassAndPortReachTheRuleTable) {
     auto rule_of_last_pass = [&](const FrameSpec& s) -> int {
         dp_->reset_counters();
         EXPECT_EQ(run(s), XDP_PASS);
-        for (const auto& [k, v] : dp_->read_counters().entries)
+        const auto counters = dp_->read_counters();  // a local: a range-for over a temporary's member dangles
+        for (const auto& [k, v] : counters.entries)
             if (k.reason == RL_REASON_WITHIN_LIMIT)
                 return static_cast<int>(k.rule);
         return -1;

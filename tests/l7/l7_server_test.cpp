@@ -5,6 +5,7 @@
 // proxies, throttles, upstream failures, escalation, reload, bad input.
 #include <gtest/gtest.h>
 #include <openssl/hmac.h>
+#include <poll.h>
 #include <sys/un.h>
 
 #include <future>
@@ -323,6 +324,96 @@ TEST(Proxy, ForwardsStreamsBodiesPoolsConnectionsAndAnswers429Itself) {
     EXPECT_EQ(refused.status, 429);
     EXPECT_EQ(json::parse(refused.body)["error"], "rate_limit_exceeded");
     EXPECT_EQ(upstream.requests(), before) << "a refused request never reaches the upstream";
+}
+
+// Reads from a raw connection until `marker` arrives or 3 s pass.
+std::string read_until(int fd, const std::string& marker) {
+    std::string got;
+    char buf[4096];
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (got.find(marker) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0)
+            continue;
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
+TEST(Proxy, FramingCannotBeSmuggledAndInterimOrCloseDelimitedResponsesStayWhole) {
+    TestUpstream upstream;
+    auto cfg = forward_auth_config();
+    cfg["mode"] = "proxy";
+    cfg["proxy"] = {{"upstream", "http://127.0.0.1:" + std::to_string(upstream.port())}};
+    cfg["tiers"]["anonymous"]["limits"] = {limit(100, "1m")};
+    L7Process l7("framing");
+    l7.write_config(cfg);
+    l7.start();
+    // "Connection: Content-Length" must not drop the body's length.
+    {
+        const std::string inner = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+        auto fd = tcp_connect("127.0.0.1", l7.port());
+        send_all(fd.get(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(inner.size()) +
+                               "\r\nConnection: keep-alive, Content-Length, Transfer-Encoding\r\n\r\n" + inner);
+        const auto got = read_until(fd.get(), "expect=");
+        EXPECT_NE(got.find("POST /echo len=" + std::to_string(inner.size())), std::string::npos) << got;
+    }
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(upstream.requests(), 1) << "the body reached the upstream as a body, not as a request";
+    // An interim 103 is not the answer.
+    const auto early = l7.get("/early");
+    EXPECT_EQ(early.status, 200);
+    EXPECT_EQ(early.body, "final body");
+    EXPECT_EQ(l7.get("/echo").body, "GET /echo len=0 xff=127.0.0.1 expect=") << "and the next request gets its own answer";
+    // A body that ends with the upstream's close reaches a keep-alive client chunked.
+    {
+        auto fd = tcp_connect("127.0.0.1", l7.port());
+        send_all(fd.get(), "GET /eof HTTP/1.1\r\nHost: x\r\n\r\n");
+        const auto got = read_until(fd.get(), "0\r\n\r\n");
+        EXPECT_NE(got.find("Transfer-Encoding: chunked"), std::string::npos) << got;
+        EXPECT_NE(got.find("body until close"), std::string::npos) << got;
+        EXPECT_NE(got.find("0\r\n\r\n"), std::string::npos) << "the end is marked, the client does not hang";
+    }
+    // Transfer codings we will not guess at.
+    {
+        auto fd = tcp_connect("127.0.0.1", l7.port());
+        send_all(fd.get(), "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        EXPECT_EQ(read_response(fd.get()).status, 400);
+    }
+}
+
+TEST(Proxy, AnEndpointLimitHoldsHoweverThePathIsSpelled) {
+    TestUpstream upstream;
+    auto cfg = forward_auth_config();
+    cfg["mode"] = "proxy";
+    cfg["trusted_proxies"] = {"127.0.0.1/32"};
+    cfg["proxy"] = {{"upstream", "http://127.0.0.1:" + std::to_string(upstream.port())}};
+    cfg["tiers"]["anonymous"]["limits"] = {limit(100, "1m")};
+    cfg["endpoints"] = {{{"name", "login"}, {"route", "POST /api/login"}}, {{"name", "page"}, {"route", "GET /page"}}};
+    cfg["tiers"]["anonymous"]["endpoints"] = {{"login", {limit(1, "1m")}}, {"page", {limit(1, "1m")}}};
+    L7Process l7("spelling");
+    l7.write_config(cfg);
+    l7.start();
+    EXPECT_EQ(http_request(l7.port(), "POST", "/api/login").status, 200);
+    for (const char* spelling : {"http://x/api/login", "/api/login;jsessionid=1", "/api/%6Cogin", "/api\\login", "/api/./login"})
+        EXPECT_EQ(http_request(l7.port(), "POST", spelling).status, 429) << spelling;
+    EXPECT_EQ(http_request(l7.port(), "GET", "/page").status, 200);
+    const auto head = http_request(l7.port(), "HEAD", "/page");
+    EXPECT_EQ(head.status, 429) << "HEAD is served by the GET route";
+    EXPECT_TRUE(head.body.empty()) << "and a HEAD answer has no body";
+    EXPECT_EQ(http_request(l7.port(), "OPTIONS", "*").status, 400);
+    // A proxy's own X-Forwarded-For line after a forged one: the list is both.
+    int ok = 0;
+    for (int i = 0; i < 3; ++i) {
+        auto fd = tcp_connect("127.0.0.1", l7.port());
+        send_all(fd.get(), "POST /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n"
+                           "X-Forwarded-For: 10.9.9." + std::to_string(i) + "\r\nX-Forwarded-For: 198.51.100.77\r\n\r\n");
+        ok += read_response(fd.get()).status == 200;
+    }
+    EXPECT_EQ(ok, 1) << "all counted as 198.51.100.77, the address the last proxy added";
 }
 
 TEST(Proxy, UpstreamDownIs502AndSlowIs504) {

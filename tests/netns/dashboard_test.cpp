@@ -320,7 +320,8 @@ protected:
     }
     void flood_and_unban(Browser& browser);
     bool banned(const std::string& source) {
-        for (const auto& x : daemon_->call("ban.list")["bans"])
+        const auto list = daemon_->call("ban.list");  // a local: a range-for over a temporary's member dangles
+        for (const auto& x : list["bans"])
             if (x["source"] == source)
                 return true;
         return false;

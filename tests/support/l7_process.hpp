@@ -90,12 +90,12 @@ public:
                 exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
                 throw std::runtime_error("rlgate-l7 exited during startup: " + log_text());
             }
-            try {
+            // Logged once the port is bound and root is dropped, before serving.
+            if (log_text().find(" listening on ") != std::string::npos) {
                 tcp_connect("127.0.0.1", port_);
                 return;
-            } catch (const std::runtime_error&) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
             }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         throw std::runtime_error("rlgate-l7 did not listen: " + log_text());
     }

@@ -2,7 +2,8 @@
 // A small HTTP/1.1 upstream for proxy tests, on a free loopback port, with
 // keep-alive: /echo answers what it received (method, path, body length,
 // X-Forwarded-For), /slow waits 2 s first, /chunked answers in three chunks,
-// /sleep300 waits 300 ms (throttle tests). Counts connections and requests.
+// /sleep300 waits 300 ms (throttle tests), /early sends a 103 before its
+// answer, /eof ends its body by closing. Counts connections and requests.
 #pragma once
 
 #include <poll.h>
@@ -116,7 +117,13 @@ private:
             const auto sp2 = head.find(' ', sp1 + 1);
             const std::string method = head.substr(0, sp1), path = head.substr(sp1 + 1, sp2 - sp1 - 1);
             std::string reply;
-            if (path == "/chunked") {
+            if (path == "/early") {
+                reply = "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                        "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfinal body";
+            } else if (path == "/eof") {
+                send_all(fd.get(), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until close");
+                return;  // the close ends the body
+            } else if (path == "/chunked") {
                 reply = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Upstream: yes\r\n\r\n"
                         "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n";
             } else {

@@ -35,9 +35,9 @@ Escalator::Stats Escalator::stats() const {
     return {accepted_.load(), refused_.load(), unreachable_.load(), dropped_.load()};
 }
 
-void Escalator::escalate(const net::IpAddress& client, const std::string& reason, std::int64_t ban_s) {
-    spdlog::warn("escalating {} to rlgated: {} (ban {}s)", client.to_string(), reason, ban_s);
-    send("escalate", {{"source", client.to_string()}, {"reason", reason}, {"ttl_s", ban_s}}, Kind::escalation);
+void Escalator::escalate(const std::string& source, const std::string& reason, std::int64_t ban_s) {
+    spdlog::warn("escalating {} to rlgated: {} (ban {}s)", source, reason, ban_s);
+    send("escalate", {{"source", source}, {"reason", reason}, {"ttl_s", ban_s}}, Kind::escalation);
 }
 
 void Escalator::report(nlohmann::json args) { send("report", std::move(args), Kind::report); }
@@ -67,13 +67,19 @@ void Escalator::send(std::string command, nlohmann::json args, Kind kind,
                 if (!ec)
                     socket->close();  // a stuck daemon costs us one socket for two seconds
             });
-            auto [ec] = co_await socket->async_connect(stream_protocol::endpoint(socket_path_), asio::as_tuple(asio::use_awaitable));
+            boost::system::error_code ec;
+            try {
+                const stream_protocol::endpoint endpoint(socket_path_);  // throws for a path over 107 bytes
+                std::tie(ec) = co_await socket->async_connect(endpoint, asio::as_tuple(asio::use_awaitable));
+            } catch (const boost::system::system_error& e) {
+                ec = e.code();
+            }
             std::string reply;
             if (!ec)
                 std::tie(ec, std::ignore) = co_await asio::async_write(*socket, asio::buffer(line), asio::as_tuple(asio::use_awaitable));
             if (!ec)
                 std::tie(ec, std::ignore) = co_await asio::async_read_until(
-                    *socket, asio::dynamic_buffer(reply, 64 * 1024), '\n', asio::as_tuple(asio::use_awaitable));
+                    *socket, asio::dynamic_buffer(reply, 1024 * 1024), '\n', asio::as_tuple(asio::use_awaitable));
             deadline.cancel();
             --in_flight_;
             if (ec) {

@@ -23,7 +23,8 @@ class Escalator {
 public:
     Escalator(boost::asio::io_context& io, std::string socket_path);
 
-    void escalate(const net::IpAddress& client, const std::string& reason, std::int64_t ban_s);
+    // `source`: an address, or an IPv6 /64 (the granularity of L7 limits).
+    void escalate(const std::string& source, const std::string& reason, std::int64_t ban_s);
     void report(nlohmann::json args);
     // Asks for rlgated's allowlist and tier prefixes; `done` gets the result,
     // or nullopt when the daemon is unreachable or refuses (on the strand).

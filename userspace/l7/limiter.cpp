@@ -108,7 +108,7 @@ bool Limiter::over_abuse_threshold(const L7Config& c, const net::IpAddress& clie
                                         .algorithm = ratelimit::Algorithm::sliding_window,
                                         .limit = c.escalation.after,
                                         .period_ns = static_cast<std::uint64_t>(c.escalation.window_ns)};
-    const auto key = client.to_string();
+    const auto key = client_key(client);  // an IPv6 client is its /64, as in its limits
     if (abuse_.decide("refusals|" + key, std::span(&refusals, 1), now_ns, 1).allowed)
         return false;
     // Over the threshold: one escalation per ban length, not one per refusal.

@@ -36,10 +36,18 @@ constexpr std::uint64_t kCheckBodyLimit = 64 * 1024;  // forward-auth subrequest
 using RequestParser = http::request_parser<http::buffer_body>;
 using Request = http::request<http::buffer_body>;
 
+// From the bytes (a scoped link-local address has no plain text form);
+// IPv4-mapped IPv6 peers are their IPv4 address.
 net::IpAddress to_ip(const asio::ip::address& a) {
-    if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return *net::IpAddress::parse(asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string());
-    return *net::IpAddress::parse(a.to_string());
+    net::IpAddress out;
+    if (a.is_v4() || a.to_v6().is_v4_mapped()) {
+        const auto b = a.is_v4() ? a.to_v4().to_bytes() : asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_bytes();
+        const std::uint8_t v4[4] = {b[0], b[1], b[2], b[3]};
+        return net::IpAddress::from_v4_bytes(v4);
+    }
+    const auto b = a.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+    return out;
 }
 
 bool is_loopback(const asio::ip::address& a) {
@@ -86,6 +94,18 @@ RawResponse make_response(unsigned status, unsigned version, bool keep_alive, st
     return finish(start_response(status, version, keep_alive), body, content_type);
 }
 
+// "http://host/path?q" -> "/path?q" (absolute-form, RFC 9112 3.2.2): what
+// is matched is what is forwarded. Anything else not starting with '/'
+// ("*", authority-form) comes back empty: refused.
+std::string origin_form(std::string_view target) {
+    for (std::string_view scheme : {"http://", "https://"})
+        if (target.size() > scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+            const auto slash = target.find('/', scheme.size());
+            return slash == std::string_view::npos ? std::string("/") : std::string(target.substr(slash));
+        }
+    return target.starts_with('/') ? std::string(target) : std::string();
+}
+
 std::string error_body(std::string_view code, std::string_view message) {
     return nlohmann::json{{"error", code}, {"message", message}}.dump();
 }
@@ -97,7 +117,11 @@ void strip_hop_by_hop(http::fields& f) {
     const auto [first, last] = f.equal_range(http::field::connection);
     for (auto it = first; it != last; ++it)
         for (auto const& token : http::token_list(it->value()))
-            named.emplace_back(token);
+            // The message's framing and target are not the client's to remove:
+            // "Connection: Content-Length" would smuggle the body as a request.
+            if (!beast::iequals(token, "content-length") && !beast::iequals(token, "transfer-encoding") &&
+                !beast::iequals(token, "host"))
+                named.emplace_back(token);
     for (const auto& n : named)
         f.erase(n);
     for (auto h : {http::field::connection, http::field::keep_alive, http::field::proxy_authenticate,
@@ -125,11 +149,15 @@ asio::awaitable<boost::system::error_code> drain(Stream& stream, beast::flat_buf
 
 // Copies the rest of a message body from `in` to `out` through the
 // serializer; `p` has its header read and `sr` its header written.
+// `input_failed` tells which side an error came from. Reads take what has
+// arrived (read_some), so a slow stream (server-sent events) is passed on as
+// it comes, not in 64 KiB steps.
 template <bool isRequest, class InStream, class OutStream>
 asio::awaitable<boost::system::error_code> relay_body(InStream& in, beast::flat_buffer& in_buf, OutStream& out,
                                                       http::parser<isRequest, http::buffer_body>& p,
                                                       http::serializer<isRequest, http::buffer_body>& sr,
-                                                      std::chrono::nanoseconds idle) {
+                                                      std::chrono::nanoseconds idle, bool& input_failed) {
+    input_failed = false;
     std::vector<char> chunk(kRelayChunk);
     boost::system::error_code ec;
     do {
@@ -137,11 +165,13 @@ asio::awaitable<boost::system::error_code> relay_body(InStream& in, beast::flat_
             p.get().body().data = chunk.data();
             p.get().body().size = chunk.size();
             beast::get_lowest_layer(in).expires_after(idle);
-            std::tie(ec, std::ignore) = co_await http::async_read(in, in_buf, p, kUse);
+            std::tie(ec, std::ignore) = co_await http::async_read_some(in, in_buf, p, kUse);
             if (ec == http::error::need_buffer)
                 ec = {};
-            if (ec)
+            if (ec) {
+                input_failed = true;
                 co_return ec;
+            }
             p.get().body().size = chunk.size() - p.get().body().size;
             p.get().body().data = chunk.data();
             p.get().body().more = !p.is_done();
@@ -162,7 +192,7 @@ asio::awaitable<boost::system::error_code> relay_body(InStream& in, beast::flat_
 }  // namespace
 
 Server::Server(asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads)
-    : io_(io), limiter_(limiter), escalator_(escalator), threads_(threads), pool_(io), acceptor_(io) {}
+    : io_(io), limiter_(limiter), escalator_(escalator), threads_(threads), pool_(io), acceptor_(asio::make_strand(io)) {}
 
 void Server::start() {
     const auto c = limiter_.config();
@@ -172,7 +202,8 @@ void Server::start() {
     acceptor_.bind(ep);
     acceptor_.listen(asio::socket_base::max_listen_connections);
     local_ = acceptor_.local_endpoint();
-    asio::co_spawn(io_, accept_loop(), asio::detached);
+    // On its own strand: stop() closes it from another thread.
+    asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
 }
 
 void Server::stop() {
@@ -268,7 +299,11 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
     // GCC 12 miscompiles temporaries and short-circuits around co_await
     // (double destruction): responses are built into locals first, and
     // every co_await is a statement of its own.
+    bool head_request = false;
     auto send = [&](RawResponse res) -> asio::awaitable<bool> {
+        if (head_request)  // same header fields, no body (RFC 9110 9.3.2)
+            if (const auto end = res.bytes.find("\r\n\r\n"); end != std::string::npos)
+                res.bytes.resize(end + 4);
         stream.expires_after(10s);
         auto [wec, n] = co_await asio::async_write(stream, asio::buffer(res.bytes), kUse);
         co_return !wec && res.keep_alive;
@@ -305,6 +340,15 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         first = false;
         Request& req = parser.get();
         const unsigned version = req.version();
+        head_request = req.method() == http::verb::head;
+        // Framing we will not guess at (RFC 9112 6.1, 6.3): a transfer coding
+        // other than chunked last, or one in HTTP/1.0.
+        if (req.count(http::field::transfer_encoding) && (version < 11 || !parser.chunked())) {
+            ++bad_requests_;
+            auto res = make_response(400, version, false, error_body("bad_request", "unsupported Transfer-Encoding"));
+            co_await send(std::move(res));
+            break;
+        }
         if (std::distance(req.begin(), req.end()) > static_cast<std::ptrdiff_t>(lim.max_headers)) {
             ++bad_requests_;
             auto res = make_response(431, version, false, error_body("too_many_headers", "too many header fields"));
@@ -314,7 +358,9 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         const std::string target(req.target());
 
         // Our own endpoint: metrics, for local scrapers only.
-        if (req.method() == http::verb::get && path_of(target) == cfg->metrics_path && loopback_peer) {
+        const bool forwarded = req.count("X-Forwarded-For") || req.count("Forwarded") || req.count("X-Real-IP");
+        if (req.method() == http::verb::get && !cfg->metrics_path.empty() && path_of(target) == cfg->metrics_path &&
+            loopback_peer && (cfg->mode == Mode::forward_auth || !forwarded)) {
             auto res = make_response(200, version, req.keep_alive(), metrics(), "text/plain; version=0.0.4");
             const bool keep = co_await answer_and_continue(parser, std::move(res));
             if (!keep)
@@ -325,7 +371,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         // What is being asked for: the request itself, or (forward-auth) the
         // original request described by the proxy's headers.
         std::string method(req.method_string());
-        std::string uri = target;
+        std::string uri = origin_form(target);
         if (cfg->mode == Mode::forward_auth) {
             // The check endpoint, or (Envoy ext_authz) a path under it that
             // carries the original path.
@@ -343,7 +389,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             const bool original = cfg->original_request_headers == OriginalRequestHeaders::x_original;
             if (auto m = req[original ? "X-Original-Method" : "X-Forwarded-Method"]; !m.empty())
                 method = std::string(m);
-            uri = std::string(req[original ? "X-Original-URI" : "X-Forwarded-Uri"]);
+            uri = origin_form(req[original ? "X-Original-URI" : "X-Forwarded-Uri"]);
             if (uri.empty() && under)
                 uri = target.substr(cfg->check_path.back() == '/' ? cfg->check_path.size() - 1 : cfg->check_path.size());
             if (uri.empty() || uri.front() != '/') {
@@ -356,17 +402,40 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
                     break;
                 continue;
             }
+        } else if (uri.empty()) {
+            ++bad_requests_;
+            auto res = make_response(400, version, false, error_body("bad_request", "the request target must be a path"));
+            co_await send(std::move(res));
+            break;
+        }
+        // A proxy may add its own X-Forwarded-For line after the client's: all
+        // lines, in order, are one list (RFC 9110 5.3).
+        std::string all_xff, all_forwarded;
+        {
+            const auto [b, e] = req.equal_range("X-Forwarded-For");
+            for (auto it = b; it != e; ++it)
+                all_xff.append(all_xff.empty() ? "" : ", ").append(it->value());
+            const auto [fb, fe] = req.equal_range(http::field::forwarded);
+            for (auto it = fb; it != fe; ++it)
+                all_forwarded.append(all_forwarded.empty() ? "" : ", ").append(it->value());
         }
         const RequestView view{.method = method,
                                .target = uri,
                                .peer = peer,
-                               .header = [&req](std::string_view name) -> std::string_view { return req[name]; }};
+                               .header = [&req, &all_xff, &all_forwarded](std::string_view name) -> std::string_view {
+                                   if (beast::iequals(name, "X-Forwarded-For"))
+                                       return all_xff;
+                                   if (beast::iequals(name, "Forwarded"))
+                                       return all_forwarded;
+                                   return req[name];
+                               }};
         Answer answer = limiter_.decide(view);
 
         // Throttled endpoints: wait for the limit instead of refusing, while
         // the queue has room and the wait fits the deadline.
-        const Throttle* throttle =
-            answer.endpoint_config && answer.endpoint_config->throttle ? &*answer.endpoint_config->throttle : nullptr;
+        std::optional<Throttle> throttle;  // a copy: a reload during a wait frees the config it came from
+        if (answer.endpoint_config && answer.endpoint_config->throttle)
+            throttle = *answer.endpoint_config->throttle;
         const auto deadline = std::chrono::steady_clock::now() +
                               std::chrono::nanoseconds(throttle ? throttle->max_wait_ns : 0);
         if (throttle && answer.verdict == Verdict::limited) {
@@ -383,7 +452,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         }
         limiter_.record(answer);
         if (answer.escalate)
-            escalator_.escalate(answer.client,
+            escalator_.escalate(client_key(answer.client),
                                 "rlgate-l7: over " + std::to_string(cfg->escalation.after) + " refused requests within " +
                                     std::to_string(cfg->escalation.window_ns / 1'000'000'000) + "s",
                                 cfg->escalation.ban_ns / 1'000'000'000);
@@ -442,7 +511,7 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             }
         } release{slot};
 
-        if (req[http::field::expect] == "100-continue") {
+        if (beast::iequals(req[http::field::expect], "100-continue")) {
             // Decided: let the client send its body (the upstream never sees the Expect).
             req.erase(http::field::expect);
             static constexpr std::string_view k100 = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -450,6 +519,8 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             if (ec)
                 break;
         }
+        if (uri != target)
+            req.target(uri);  // absolute-form becomes the origin-form that was matched
         const bool client_keep_alive = req.keep_alive();
         strip_hop_by_hop(req);
         {
@@ -461,10 +532,15 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         const auto& up = cfg->upstream;
         const auto idle = std::chrono::nanoseconds(lim.idle_timeout_ns);
         const bool bodyless = parser.is_done() && !parser.chunked() && !parser.content_length().value_or(0);
+        // Sent twice only if that cannot do harm: idempotent methods (RFC 9110 9.2.2).
+        const auto m = req.method();
+        const bool idempotent = m == http::verb::get || m == http::verb::head || m == http::verb::options ||
+                                m == http::verb::put || m == http::verb::delete_ || m == http::verb::trace;
 
         std::unique_ptr<UpstreamConnection> conn;
         std::optional<http::response_parser<http::buffer_body>> rp;
         boost::system::error_code uec;
+        bool client_failed = false;
         for (int attempt = 0; attempt < 2; ++attempt) {
             conn = co_await pool_.acquire(up, uec);
             if (!conn)
@@ -473,19 +549,37 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
             conn->stream.expires_after(idle);
             std::tie(uec, std::ignore) = co_await http::async_write_header(conn->stream, sr, kUse);
             if (!uec)
-                uec = co_await relay_body(stream, buf, conn->stream, parser, sr, idle);
-            rp.emplace();
-            rp->body_limit(boost::none);
-            if (req.method() == http::verb::head)
-                rp->skip(true);
-            if (!uec) {
+                uec = co_await relay_body(stream, buf, conn->stream, parser, sr, idle, client_failed);
+            // Interim responses (100, 103) are not the answer: read on.
+            for (int interim = 0; !uec && interim < 8; ++interim) {
+                rp.emplace();
+                rp->body_limit(boost::none);
+                if (req.method() == http::verb::head)
+                    rp->skip(true);
                 conn->stream.expires_after(std::chrono::nanoseconds(up.timeout_ns));
                 std::tie(uec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, *rp, kUse);
+                if (uec || rp->get().result_int() / 100 != 1)
+                    break;
+                if (rp->get().result() == http::status::switching_protocols)
+                    uec = http::error::bad_status;  // upgrades are not relayed (Upgrade is stripped)
             }
+            if (!uec && rp->get().result_int() / 100 == 1)
+                uec = http::error::bad_status;
             // A pooled connection the upstream closed meanwhile: once more on a
-            // fresh one, when nothing of a body was consumed.
-            if (uec && conn->reused && bodyless && uec != beast::error::timeout)
+            // fresh one, when nothing of a body was consumed and a repeat is harmless.
+            if (uec && !client_failed && conn->reused && bodyless && idempotent && uec != beast::error::timeout)
                 continue;
+            break;
+        }
+        if (client_failed) {
+            // The client's side failed: its body is too large, or it stalled.
+            const bool too_large = uec == http::error::body_limit;
+            if (too_large || uec == beast::error::timeout) {
+                auto res = make_response(too_large ? 413 : 408, version, false,
+                                         too_large ? error_body("payload_too_large", "the request body is larger than allowed")
+                                                   : error_body("request_timeout", "the request body did not arrive in time"));
+                co_await send(std::move(res));
+            }
             break;
         }
         if (!conn || uec) {
@@ -503,15 +597,24 @@ asio::awaitable<void> Server::session(tcp::socket socket) {
         strip_hop_by_hop(res);
         for (const auto& [k, v] : answer.header_list())
             res.set(k, v);
-        res.keep_alive(client_keep_alive);
+        bool keep_client = client_keep_alive;
+        // A body that ends when the upstream closes: chunked for an HTTP/1.1
+        // client, else the end of the connection marks it.
+        if (rp->need_eof() && !rp->is_done()) {
+            if (version >= 11)
+                res.chunked(true);
+            else
+                keep_client = false;
+        }
+        res.keep_alive(keep_client);
         http::response_serializer<http::buffer_body> rs{res};
         stream.expires_after(idle);
         std::tie(ec, std::ignore) = co_await http::async_write_header(stream, rs, kUse);
         if (!ec)
-            ec = co_await relay_body(conn->stream, conn->buffer, stream, *rp, rs, idle);
-        if (!ec && rp->is_done() && upstream_keep_alive)
+            ec = co_await relay_body(conn->stream, conn->buffer, stream, *rp, rs, idle, client_failed);
+        if (!ec && rp->is_done() && upstream_keep_alive && !rp->need_eof())
             pool_.release(std::move(conn), up, lim.idle_timeout_ns);
-        if (ec || !client_keep_alive)
+        if (ec || !keep_client)
             break;
     }
     // Lingering close: unread request bytes at close() would make the kernel

@@ -27,6 +27,7 @@ void ThrottleGate::leave_queue() {
 
 asio::awaitable<bool> ThrottleGate::acquire(const Throttle& t, std::chrono::steady_clock::time_point deadline) {
     auto waiter = std::make_shared<Waiter>();
+    const auto executor = co_await asio::this_coro::executor;  // a statement of its own (GCC 12), before the lock
     {
         std::lock_guard lock(mu_);
         if (t.concurrency == 0 || in_flight_ < t.concurrency) {
@@ -36,7 +37,7 @@ asio::awaitable<bool> ThrottleGate::acquire(const Throttle& t, std::chrono::stea
         if (waiting_ >= t.queue)
             co_return false;
         ++waiting_;
-        waiter->timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, deadline);
+        waiter->timer = std::make_shared<asio::steady_timer>(executor, deadline);
         queue_.push_back(waiter);
     }
     co_await waiter->timer->async_wait(asio::as_tuple(asio::use_awaitable));

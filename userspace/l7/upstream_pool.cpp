@@ -16,13 +16,19 @@ asio::awaitable<std::unique_ptr<UpstreamConnection>> UpstreamPool::acquire(const
         while (!idle_.empty()) {
             auto c = std::move(idle_.back());
             idle_.pop_back();
-            if (c->stream.socket().is_open()) {
+            // Not to another upstream, and not with bytes nobody asked for
+            // (a stray response would answer the next client's request).
+            boost::system::error_code aec;
+            if (c->stream.socket().is_open() && c->host == upstream.host && c->port == upstream.port &&
+                c->stream.socket().available(aec) == 0 && !aec) {
                 c->reused = true;
                 co_return c;
             }
         }
     }
     auto c = std::make_unique<UpstreamConnection>(io_);
+    c->host = upstream.host;
+    c->port = upstream.port;
     const asio::ip::tcp::endpoint ep(asio::ip::make_address(upstream.host), upstream.port);
     c->stream.expires_after(std::chrono::nanoseconds(upstream.connect_timeout_ns));
     std::tie(ec) = co_await c->stream.async_connect(ep, asio::as_tuple(asio::use_awaitable));

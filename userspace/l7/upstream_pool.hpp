@@ -22,6 +22,8 @@ struct UpstreamConnection {
     boost::beast::tcp_stream stream;
     boost::beast::flat_buffer buffer;
     bool reused = false;  // came from the pool: the upstream may have closed it meanwhile
+    std::string host;     // where it goes: a reload may change the upstream
+    std::uint16_t port = 0;
     std::chrono::steady_clock::time_point idle_since;
 };
 

@@ -70,8 +70,18 @@ std::vector<std::optional<net::IpAddress>> from_forwarded(std::string_view h) {
 
 }  // namespace
 
-net::IpAddress client_ip(const net::IpAddress& peer, std::string_view x_forwarded_for, std::string_view forwarded,
+// "::ffff:192.0.2.1" (a dual-stack proxy's view of an IPv4 client) is 192.0.2.1.
+net::IpAddress unmapped(const net::IpAddress& a) {
+    static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (a.v4 || !std::equal(std::begin(kMapped), std::end(kMapped), a.bytes.begin()))
+        return a;
+    const std::uint8_t v4[4] = {a.bytes[12], a.bytes[13], a.bytes[14], a.bytes[15]};
+    return net::IpAddress::from_v4_bytes(v4);
+}
+
+net::IpAddress client_ip(const net::IpAddress& peer_in, std::string_view x_forwarded_for, std::string_view forwarded,
                          std::span<const net::Cidr> trusted_proxies) {
+    const net::IpAddress peer = unmapped(peer_in);
     if (!trusted(peer, trusted_proxies))
         return peer;  // whatever it claims, an untrusted peer is the client
     const auto chain = !forwarded.empty() ? from_forwarded(forwarded) : from_xff(x_forwarded_for);
@@ -79,7 +89,7 @@ net::IpAddress client_ip(const net::IpAddress& peer, std::string_view x_forwarde
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
         if (!*it)
             return client;  // garbage ("unknown", obfuscated): stop at the last address we could trust
-        client = **it;
+        client = unmapped(**it);
         if (!trusted(client, trusted_proxies))
             return client;
     }

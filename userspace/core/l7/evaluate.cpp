@@ -14,14 +14,6 @@ bool any_contains(const std::vector<net::Cidr>& list, const net::IpAddress& a) {
     return std::any_of(list.begin(), list.end(), [&](const net::Cidr& c) { return c.contains(a); });
 }
 
-// IPv6 clients are counted per /64: one host owns at least that much.
-std::string client_key(const net::IpAddress& a) {
-    if (a.v4)
-        return a.to_string();
-    auto c = net::Cidr::parse(a.to_string() + "/64", nullptr, /*allow_host_bits=*/true);
-    return c ? c->to_string() : a.to_string();
-}
-
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
@@ -62,6 +54,13 @@ Evaluation reject(Evaluation e, unsigned status, std::string error, std::string 
 
 }  // namespace
 
+std::string client_key(const net::IpAddress& a) {
+    if (a.v4)
+        return a.to_string();
+    auto c = net::Cidr::parse(a.to_string() + "/64", nullptr, /*allow_host_bits=*/true);
+    return c ? c->to_string() : a.to_string();
+}
+
 std::string query_parameter(std::string_view target, std::string_view name) {
     const auto q = target.find('?');
     if (q == std::string_view::npos || name.empty())
@@ -96,8 +95,11 @@ Evaluation evaluate(const L7Config& config, const RequestView& request, std::int
         raw_path = raw_path.substr(0, q);
     // As the application will see it: "/%6Cogin" and "/a/../login" are "/login".
     const std::string path = normalize_path(raw_path);
-    if (const Route* r = match(config.routes, request.method, path))
-        e.endpoint = &config.endpoints[static_cast<std::size_t>(r - config.routes.data())];
+    const Route* route = match(config.routes, request.method, path);
+    if (!route && request.method == "HEAD")  // served by the GET handler in most frameworks
+        route = match(config.routes, "GET", path);
+    if (route)
+        e.endpoint = &config.endpoints[static_cast<std::size_t>(route - config.routes.data())];
     e.cost = e.endpoint ? e.endpoint->cost : 1;
     if (!config.identity.cost_header.empty() && from_trusted_proxy) {
         if (const auto text = request.header(config.identity.cost_header); !text.empty()) {

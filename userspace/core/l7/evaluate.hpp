@@ -60,6 +60,10 @@ struct Evaluation {
 Evaluation evaluate(const L7Config& config, const RequestView& request, std::int64_t now_unix_s,
                     const SharedPolicy* shared = nullptr);
 
+// The key of a client address in L7 limits and escalations: IPv4 as is, an
+// IPv6 client as its /64 (one host owns at least that much).
+std::string client_key(const net::IpAddress& a);
+
 // The query parameter `name` of `target`, percent-decoded; "" when absent.
 std::string query_parameter(std::string_view target, std::string_view name);
 

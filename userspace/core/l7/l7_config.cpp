@@ -363,6 +363,8 @@ void Parser::parse_escalation(const Json& v, Escalation& out) const {
         out.enabled = get_bool(v["enabled"], "escalation.enabled");
     if (v.contains("socket"))
         out.socket = get_abs_path(v["socket"], "escalation.socket");
+    if (out.socket.size() > 107)
+        fail("escalation.socket", "longer than a Unix socket path can be (107 bytes)");
     if (v.contains("after"))
         out.after = get_uint_in(v["after"], "escalation.after", 1, 1'000'000'000);
     if (v.contains("window"))

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "core/l7/route.hpp"
 
+#include <algorithm>
+
 namespace rlgate::l7 {
 namespace {
 
@@ -51,8 +53,17 @@ std::string normalize_path(std::string_view path) {
         }
         decoded += path[i];
     }
+    // Backslashes are slashes to some servers; ";params" are dropped by others
+    // (servlet containers) before routing: match what the widest reading sees.
+    std::replace(decoded.begin(), decoded.end(), '\\', '/');
+    if (const auto hash = decoded.find('#'); hash != std::string::npos)
+        decoded.resize(hash);  // a fragment is never part of the path
     std::vector<std::string_view> out;
     for (auto seg : split_path(decoded)) {
+        if (const auto semi = seg.find(';'); semi != std::string_view::npos)
+            seg = seg.substr(0, semi);
+        if (seg.empty())
+            continue;
         if (seg == ".")
             continue;
         if (seg == "..") {

@@ -64,7 +64,7 @@ IpAddress mask_address(const IpAddress& addr, unsigned prefix128) {
         const int bits = static_cast<int>(prefix128) - static_cast<int>(8 * i);
         if (bits >= 8)
             continue;
-        out.bytes[i] = bits <= 0 ? 0 : static_cast<std::uint8_t>(out.bytes[i] & (0xff << (8 - bits)));
+        out.bytes[i] = bits <= 0 ? std::uint8_t{0} : static_cast<std::uint8_t>(out.bytes[i] & (0xff << (8 - bits)));
     }
     return out;
 }

@@ -66,12 +66,14 @@ Verdict gcra(const LimitSpec& s, LimitState& st, std::int64_t now, std::uint64_t
 }
 
 Verdict fixed_window(const LimitSpec& s, LimitState& st, std::int64_t now, std::uint64_t cost, bool commit) {
-    std::int64_t length = static_cast<std::int64_t>(s.period_ns);
-    std::int64_t start = now - (now % length + length) % length;
+    std::int64_t length = 0, start = 0;
     if (s.calendar != Calendar::none) {
         const auto w = calendar_window(s.calendar, now, s.zone.get());
         start = w.start;
         length = w.end - w.start;
+    } else {
+        length = static_cast<std::int64_t>(s.period_ns);
+        start = now - (now % length + length) % length;
     }
     std::uint64_t count = st.started && st.a == start ? st.current : 0;
     if (st.started && st.a > start)  // the clock stepped back into an earlier window: stay in the newer one

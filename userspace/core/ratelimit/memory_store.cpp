@@ -32,13 +32,13 @@ MemoryStore::MemoryStore(std::size_t max_keys, std::size_t shards, std::uint64_t
     ::madvise(mem, bytes, MADV_HUGEPAGE);  // a hint: fine if refused
     Slot* slots = static_cast<Slot*>(mem);
     std::uninitialized_default_construct_n(slots, count);
-    arena_ = std::unique_ptr<Slot[], ArenaDeleter>(slots, ArenaDeleter{bytes});
+    arena_ = std::unique_ptr<Slot[], ArenaDeleter>(slots, ArenaDeleter{bytes, count});
     for (std::size_t i = 0; i < shards_.size(); ++i)
         shards_[i].slots = std::span<Slot>(slots + i * capacity, capacity);
 }
 
 void MemoryStore::ArenaDeleter::operator()(Slot* p) const {
-    std::destroy_n(p, bytes / sizeof(Slot));
+    std::destroy_n(p, count);
     ::munmap(p, bytes);
 }
 

@@ -78,6 +78,7 @@ private:
     // the kernel allows: random keys then cost a cache miss, not also a TLB miss.
     struct ArenaDeleter {
         std::size_t bytes;
+        std::size_t count;  // slots constructed
         void operator()(Slot* p) const;
     };
     std::unique_ptr<Slot[], ArenaDeleter> arena_;

@@ -88,6 +88,16 @@ TimeZone TimeZone::from_tzif(std::string_view bytes, std::string name) {
         z.offsets_.push_back(utoff[t]);
     }
     z.initial_ = utoff[0];
+    // A "slim" file stops its transitions early and leaves the rest to the
+    // footer's POSIX rule, which we do not evaluate: refuse it rather than
+    // apply one offset all year. Debian's files are "fat" (up to 2037).
+    r.skip(c.chars + c.leap * 12 + c.isstd + c.isut);
+    const auto rest = bytes.substr(bytes.size() - std::min<std::size_t>(bytes.size(), 64));
+    const bool rule_with_dst = rest.find(',') != std::string_view::npos;
+    constexpr std::int64_t k2030 = 1'893'456'000;
+    if (rule_with_dst && (z.transitions_.empty() || z.transitions_.back() < k2030))
+        throw std::invalid_argument("a \"slim\" TZif file (transitions end early, daylight saving is in the footer rule): "
+                                    "install full tzdata files");
     return z;
 }
 
