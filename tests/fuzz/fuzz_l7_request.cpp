@@ -39,7 +39,7 @@ const l7::L7Config& config() {
       "endpoints": [{"name": "upload", "route": "POST /files/{id}", "cost": 3},
                     {"name": "any", "route": "* /static/*"}],
       "global": [{"limit": 100000, "per": "1s"}],
-      "per_ip": [{"limit": 50, "per": "1s", "algorithm": "fixed_window", "calendar": "minute"}]
+      "per_ip": [{"limit": 50, "algorithm": "fixed_window", "calendar": "minute"}]
     })", "fuzz.json", [](const std::string&) { return std::optional<std::string>{}; });
     return c;
 }
