@@ -288,6 +288,34 @@ TEST(ForwardAuth, BadInputGetsADefinedAnswerAndNeverACrash) {
     EXPECT_NE(m.body.find("rlgate_l7_bad_requests_total 5"), std::string::npos) << m.body;
 }
 
+
+TEST(ForwardAuth, OneClientCannotTakeEveryConnectionNorGuessTokensForFree) {
+    const std::string secret = "0123456789abcdef0123456789abcdef-test";
+    auto cfg = forward_auth_config();
+    cfg["limits"] = {{"max_connections_per_client", 2}};
+    cfg["identity"] = {{"jwt", {{"algorithm", "HS256"}, {"secret", secret}}}};
+    cfg["per_ip"] = {limit(3, "1m")};
+    L7Process l7("perclient");
+    l7.write_config(cfg);
+    l7.start();
+    {
+        auto a = tcp_connect("127.0.0.1", l7.port());
+        auto b = tcp_connect("127.0.0.1", l7.port());
+        std::this_thread::sleep_for(100ms);
+        auto c = tcp_connect("127.0.0.1", l7.port());
+        send_all(c.get(), "GET /check HTTP/1.1\r\nX-Forwarded-Uri: /x\r\n\r\n");
+        EXPECT_EQ(read_response(c.get()).status, 503) << "the third connection of one client";
+    }
+    std::this_thread::sleep_for(200ms);  // the two idle ones closed: room again
+    // Bad tokens: 401 while the client's per-IP budget lasts, then 429.
+    std::vector<int> statuses;
+    for (int i = 0; i < 5; ++i)
+        statuses.push_back(l7.check("/api/x", {{"Authorization", "Bearer not.a.token"}}).status);
+    EXPECT_EQ(statuses, (std::vector<int>{401, 401, 401, 429, 429}));
+    const auto m = l7.get("/metrics").body;
+    EXPECT_NE(m.find("rlgate_l7_connections_refused_per_client_total 1"), std::string::npos) << m;
+}
+
 TEST(Proxy, ForwardsStreamsBodiesPoolsConnectionsAndAnswers429Itself) {
     TestUpstream upstream;
     auto cfg = forward_auth_config();

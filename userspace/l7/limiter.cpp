@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "l7/limiter.hpp"
 
+#include <array>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -53,12 +54,31 @@ Answer Limiter::decide(const RequestView& request) {
     a.endpoint = e.endpoint ? e.endpoint->name : "";
     a.endpoint_config = e.endpoint;
     switch (e.kind) {
-    case Evaluation::Kind::reject:
+    case Evaluation::Kind::reject: {
         a.verdict = Verdict::rejected;
         a.status = e.status;
         a.body = nlohmann::json{{"error", e.error}, {"message", e.message}}.dump();
         a.error = e.error;
+        // A refused credential still costs its client: charged to `per_ip`,
+        // so a stream of bad tokens is throttled like any other (and cheap).
+        if (c.per_ip_limits.empty())
+            return a;
+        const std::string key = "client|" + client_key(a.client);
+        const std::array keyed = {ratelimit::MemoryStore::KeyedLimits{key, c.per_ip_limits}};
+        const auto d = store_.decide_keys(keyed, clock_.monotonic_ns() + unix_offset_ns_, 1);
+        if (d.allowed)
+            return a;
+        a.verdict = Verdict::limited;
+        a.status = c.deny_status;
+        a.error.clear();
+        a.has_limits = true;
+        a.decision = d;
+        a.spec = &c.per_ip_limits[d.tightest_index];
+        a.unix_s = unix_s;
+        a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
+        a.body = too_many_requests_body(d, unix_s, c.message);
         return a;
+    }
     case Evaluation::Kind::bypass:
         a.verdict = Verdict::bypassed;
         return a;
@@ -96,7 +116,8 @@ HeaderList Answer::header_list() const {
 
 void Limiter::record(Answer& a) {
     count(a.tier, a.endpoint, a.verdict);
-    if (a.verdict != Verdict::limited || !a.policy || !a.policy->escalation.enabled)
+    // Refused credentials count toward escalation too: a client guessing tokens is abusive.
+    if ((a.verdict != Verdict::limited && a.verdict != Verdict::rejected) || !a.policy || !a.policy->escalation.enabled)
         return;
     a.escalate = over_abuse_threshold(*a.policy, a.client, clock_.monotonic_ns());
     if (a.escalate)

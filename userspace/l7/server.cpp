@@ -246,9 +246,36 @@ asio::awaitable<void> Server::accept_loop() {
             co_await t.async_wait(kUse);
             continue;
         }
-        const auto limit = limiter_.config()->limits.max_connections;
-        if (connections_.load() >= limit) {
-            ++connections_refused_;
+        const auto cfg = limiter_.config();
+        const auto limit = cfg->limits.max_connections;
+        // One client cannot take every connection; proxies speak for many and are exempt.
+        std::string client;
+        if (boost::system::error_code pec; cfg->limits.max_connections_per_client) {
+            const auto ep = socket.remote_endpoint(pec);
+            const auto ip = pec ? net::IpAddress{} : to_ip(ep.address());
+            const bool proxy = std::any_of(cfg->trusted_proxies.begin(), cfg->trusted_proxies.end(),
+                                           [&](const net::Cidr& c) { return c.contains(ip); });
+            if (!pec && !proxy)
+                client = client_key(ip);
+        }
+        bool over_client = false;
+        if (!client.empty()) {
+            std::lock_guard lock(per_client_mu_);
+            auto& n = per_client_[client];
+            over_client = n >= cfg->limits.max_connections_per_client;
+            if (!over_client)
+                ++n;
+        }
+        if (over_client)
+            ++connections_refused_per_client_;
+        if (over_client || connections_.load() >= limit) {
+            if (!over_client)
+                ++connections_refused_;
+            if (!client.empty() && !over_client) {
+                std::lock_guard lock(per_client_mu_);
+                if (--per_client_[client] == 0)
+                    per_client_.erase(client);
+            }
             // One short answer, then close: cheaper than holding the socket.
             static constexpr std::string_view kBusy =
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
@@ -260,15 +287,23 @@ asio::awaitable<void> Server::accept_loop() {
         }
         ++connections_;
         ++connections_total_;
-        asio::co_spawn(socket.get_executor(), session(std::move(socket)), asio::detached);
+        asio::co_spawn(socket.get_executor(), session(std::move(socket), std::move(client)), asio::detached);
     }
 }
 
-asio::awaitable<void> Server::session(tcp::socket socket) {
+asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
     struct Count {
-        std::atomic<std::uint64_t>& n;
-        ~Count() { --n; }
-    } count{connections_};
+        Server& server;
+        std::string client;
+        ~Count() {
+            --server.connections_;
+            if (client.empty())
+                return;
+            std::lock_guard lock(server.per_client_mu_);
+            if (auto it = server.per_client_.find(client); it != server.per_client_.end() && --it->second == 0)
+                server.per_client_.erase(it);
+        }
+    } count{*this, std::move(client)};
     boost::system::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     const auto peer_endpoint = socket.remote_endpoint(ec);
@@ -658,6 +693,9 @@ std::string Server::metrics() const {
     x.sample("rlgate_l7_connections_total", {}, connections_total_.load());
     x.family("rlgate_l7_connections_refused_total", "counter", "Connections closed at once: limits.max_connections reached.");
     x.sample("rlgate_l7_connections_refused_total", {}, connections_refused_.load());
+    x.family("rlgate_l7_connections_refused_per_client_total", "counter",
+             "Connections closed at once: limits.max_connections_per_client reached by their client.");
+    x.sample("rlgate_l7_connections_refused_per_client_total", {}, connections_refused_per_client_.load());
     x.family("rlgate_l7_bad_requests_total", "counter", "Malformed or oversized requests answered 400/431.");
     x.sample("rlgate_l7_bad_requests_total", {}, bad_requests_.load());
     x.family("rlgate_l7_throttle_waits_total", "counter", "Waits of throttled requests for their limit.");

@@ -43,7 +43,8 @@ public:
 private:
     struct Connection;
     boost::asio::awaitable<void> accept_loop();
-    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket);
+    // `client`: the key counted in per_client_ (empty: not counted).
+    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket, std::string client);
     ThrottleGate& gate(const std::string& endpoint);
 
     boost::asio::io_context& io_;
@@ -56,10 +57,13 @@ private:
     std::atomic<bool> stopping_{false};
     std::mutex sessions_mu_;
     std::set<boost::beast::tcp_stream*> sessions_;  // open client connections, for stop()
+    std::mutex per_client_mu_;
+    std::map<std::string, std::uint32_t> per_client_;  // open connections by client key
     std::mutex gates_mu_;
     std::map<std::string, std::unique_ptr<ThrottleGate>> gates_;
 
     std::atomic<std::uint64_t> connections_{0}, connections_total_{0}, connections_refused_{0};
+    std::atomic<std::uint64_t> connections_refused_per_client_{0};
     std::atomic<std::uint64_t> bad_requests_{0}, upstream_errors_{0}, upstream_timeouts_{0}, throttled_{0};
     std::atomic<std::uint64_t> queued_{0};
 };

@@ -379,9 +379,13 @@ void Parser::parse_escalation(const Json& v, Escalation& out) const {
 
 void Parser::parse_server_limits(const Json& v, ServerLimits& out) const {
     expect_object(v, "limits",
-                  {"max_connections", "max_header_bytes", "max_headers", "max_body_bytes", "header_timeout", "idle_timeout"});
+                  {"max_connections", "max_connections_per_client", "max_header_bytes", "max_headers", "max_body_bytes",
+                   "header_timeout", "idle_timeout"});
     if (v.contains("max_connections"))
         out.max_connections = static_cast<std::uint32_t>(get_uint_in(v["max_connections"], "limits.max_connections", 1, 1'000'000));
+    if (v.contains("max_connections_per_client"))
+        out.max_connections_per_client = static_cast<std::uint32_t>(
+            get_uint_in(v["max_connections_per_client"], "limits.max_connections_per_client", 0, 1'000'000));
     if (v.contains("max_header_bytes"))
         out.max_header_bytes = static_cast<std::uint32_t>(get_uint_in(v["max_header_bytes"], "limits.max_header_bytes", 1024, 1 << 20));
     if (v.contains("max_headers"))

@@ -89,6 +89,7 @@ struct FromRlgated {
 
 struct ServerLimits {
     std::uint32_t max_connections = 4096;
+    std::uint32_t max_connections_per_client = 256;  // per client address (IPv6: /64); trusted proxies exempt; 0 = off
     std::uint32_t max_header_bytes = 16 * 1024;
     std::uint32_t max_headers = 100;
     std::uint64_t max_body_bytes = 10'000'000;   // proxy mode, streamed
