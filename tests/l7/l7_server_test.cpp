@@ -298,10 +298,11 @@ TEST(ForwardAuth, OneClientCannotTakeEveryConnectionNorGuessTokensForFree) {
     L7Process l7("perclient");
     l7.write_config(cfg);
     l7.start();
+    std::this_thread::sleep_for(300ms);  // start()'s readiness probe has closed and is no longer counted
     {
         auto a = tcp_connect("127.0.0.1", l7.port());
         auto b = tcp_connect("127.0.0.1", l7.port());
-        std::this_thread::sleep_for(100ms);
+        std::this_thread::sleep_for(200ms);
         auto c = tcp_connect("127.0.0.1", l7.port());
         send_all(c.get(), "GET /check HTTP/1.1\r\nX-Forwarded-Uri: /x\r\n\r\n");
         EXPECT_EQ(read_response(c.get()).status, 503) << "the third connection of one client";
