@@ -209,8 +209,10 @@ Window calendar_window(Calendar c, std::int64_t unix_ns, const TimeZone* zone) {
     Window w{to_unix(local_start), to_unix(local_start + len)};
     if (w.start > unix_ns)  // a boundary inside a skipped hour: the window began at the change
         w.start = unix_ns;
-    if (w.end <= w.start)
-        w.end = w.start + len;
+    // A zone file with absurd transitions (offsets leaping by a day within
+    // hours) can give a window that does not hold `unix_ns`: fall back to UTC.
+    if (w.end <= unix_ns || w.end - w.start > 2 * len)
+        return calendar_window(c, unix_ns, nullptr);
     return w;
 }
 
