@@ -22,6 +22,13 @@ std::vector<std::string_view> split_path(std::string_view path) {
     return out;
 }
 
+bool unreserved(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+           c == '~';
+}
+
+}  // namespace
+
 int hex_digit(char c) {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -31,13 +38,6 @@ int hex_digit(char c) {
         return c - 'A' + 10;
     return -1;
 }
-
-bool unreserved(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-           c == '~';
-}
-
-}  // namespace
 
 std::string normalize_path(std::string_view path) {
     std::string decoded;

@@ -20,6 +20,9 @@ struct Route {
 // "POST /api/loans/{id}" -> Route; nullopt with `error` on a malformed pattern.
 std::optional<Route> parse_route(std::string name, std::string_view pattern, std::string* error = nullptr);
 
+// The value of a hexadecimal digit, or -1 (percent-decoding paths and queries).
+int hex_digit(char c);
+
 // The path as an application resolves it before routing: unreserved
 // characters percent-decoded ("%6C" -> "l"; "%2F" stays), "." and ".."
 // segments resolved, empty segments dropped. Matching works on this form, so
