@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // Maps can be pinned on bpffs and carry BTF: `bpftool map dump` prints named
 // fields, which is how operators inspect a running dataplane.
+#include <bpf/bpf.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "dataplane/unique_fd.hpp"
 #include "xdp_fixture.hpp"
 
 namespace rlgate::testing {
@@ -134,6 +136,28 @@ TEST_F(PinnedStateTest, IncompatibleLayoutIsRefusedWithTheWayOut) {
         EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("rlgated --cleanup"));
     }
     EXPECT_TRUE(std::filesystem::exists(options().pin_dir + "/rl_buckets"));  // left untouched
+}
+
+TEST_F(PinnedStateTest, OtherLayoutVersionIsRefusedWithTheWayOut) {
+    // The pinned maps of a release with another layout: same sizes, other rl_ctl.abi_version.
+    const std::string ctl_path = options().pin_dir + "/rl_ctl";
+    {
+        UniqueFd ctl_fd(bpf_obj_get(ctl_path.c_str()));
+        ASSERT_TRUE(ctl_fd.valid());
+        const std::uint32_t key = 0;
+        rl_ctl ctl{};
+        ASSERT_EQ(bpf_map_lookup_elem(ctl_fd.get(), &key, &ctl), 0);
+        ctl.abi_version = RL_ABI_VERSION + 1;
+        ASSERT_EQ(bpf_map_update_elem(ctl_fd.get(), &key, &ctl, BPF_ANY), 0);
+    }
+    try {
+        dp_ = reopen(options());
+        FAIL() << "adopted maps of another layout version";
+    } catch (const std::exception& e) {
+        EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("layout version " + std::to_string(RL_ABI_VERSION + 1)));
+        EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("rlgated --cleanup"));
+    }
+    EXPECT_TRUE(std::filesystem::exists(ctl_path)) << "refused, not destroyed";
 }
 
 TEST_F(PinnedStateTest, RemovePinnedStateDropsEverything) {

@@ -152,6 +152,15 @@ TEST_F(BansTest, ManualBansRefuseBadInputAndAllowlistedSources) {
         EXPECT_EQ(e.daemon_code(), "invalid_argument");
     }
     EXPECT_TRUE(daemon_->call("ban.list")["bans"].empty()) << "nothing was banned by bad requests";
+    // A batch of one (the last chunk of a long file) reports its refusal in failed[]
+    // like any batch; the single "cidr" form refuses with an error.
+    const auto batch = daemon_->call("ban.add", {{"cidrs", {"10.50.9.0/24"}}});
+    ASSERT_EQ(batch["failed"].size(), 1U) << batch.dump();
+    EXPECT_EQ(batch["failed"][0]["cidr"], "10.50.9.0/24");
+    EXPECT_EQ(batch["added"], 0);
+    const auto not_banned = daemon_->call("ban.del", {{"cidrs", {"198.18.7.0/24"}}});
+    ASSERT_EQ(not_banned["failed"].size(), 1U) << not_banned.dump();
+    EXPECT_EQ(not_banned["removed"], 0);
 
     out = rlctl("ban add 203.0.113.0/24 --ttl 10m --reason 'port scanner'", &code);
     EXPECT_EQ(code, 0) << out;

@@ -85,6 +85,21 @@ TEST(Headers, AllowedAndRefusedResponsesCarryTheFields) {
     EXPECT_EQ(retry_after_seconds(no), 1) << "never Retry-After: 0 on a refusal";
 }
 
+TEST(Headers, ABucketsPolicyWindowIsTheTimeToRefillItsCapacity) {
+    // 10/s with burst 20: q=20 per 2 s is the sustained 10/s; q=20;w=1 would claim twice that.
+    const ratelimit::LimitSpec bucket{.name = "free", .algorithm = ratelimit::Algorithm::token_bucket, .limit = 10,
+                                      .period_ns = 1'000'000'000ULL, .burst = 20, .calendar = ratelimit::Calendar::none};
+    const ratelimit::Decision d{.allowed = true, .tightest = {true, 20, 19, 100'000'000, 0}, .tightest_index = 0};
+    EXPECT_EQ(rate_limit_headers(bucket, d, 0, HeaderStyle::ietf)[0].second, "\"free\";q=20;w=2");
+    auto gcra = bucket;
+    gcra.algorithm = ratelimit::Algorithm::gcra;
+    gcra.burst = 0;  // capacity = limit: the window is the period
+    const ratelimit::Decision g{.allowed = true, .tightest = {true, 10, 9, 100'000'000, 0}, .tightest_index = 0};
+    EXPECT_EQ(rate_limit_headers(gcra, g, 0, HeaderStyle::ietf)[0].second, "\"free\";q=10;w=1");
+    auto window = bucket;
+    window.algorithm = ratelimit::Algorithm::sliding_window;  // windows count per period, burst or not
+    EXPECT_EQ(rate_limit_headers(window, d, 0, HeaderStyle::ietf)[0].second, "\"free\";q=20;w=1");
+}
 
 TEST(Route, PathsAreMatchedAsTheApplicationResolvesThem) {
     EXPECT_EQ(normalize_path("/%6Cogin"), "/login");

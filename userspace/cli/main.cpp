@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/client.hpp"
+#include "cli/completion.hpp"
 #include "cli/render.hpp"
 #include "core/config/config.hpp"
 #include "daemon/atomic_file.hpp"
@@ -132,6 +133,11 @@ int main(int argc, char** argv) {
     auto* alerts = app.add_subcommand("alerts", "alert rules, what fires now, recent notifications, webhooks");
     auto* insights = app.add_subcommand("insights", "tuning advice: limits hit often or never, top offenders");
     auto* version = app.add_subcommand("version", "versions of rlctl and rlgated");
+    auto* completion = app.add_subcommand("completion", "print the bash or zsh completion script (no daemon needed)");
+    std::string completion_shell;
+    completion->add_option("SHELL", completion_shell, "bash or zsh; load it with: source <(rlctl completion bash)")
+        ->required()
+        ->check(CLI::IsMember({"bash", "zsh"}));
 
     try {
         app.parse(argc, argv);
@@ -144,6 +150,13 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         app.exit(e);
         return 2;
+    }
+
+    if (completion->parsed()) {
+        // Written from `app` as configured above, so it knows every subcommand and option.
+        std::cout << (completion_shell == "bash" ? rlgate::cli::bash_completion_script(app, "rlctl")
+                                                 : rlgate::cli::zsh_completion_script(app, "rlctl"));
+        return 0;
     }
 
     const std::chrono::milliseconds timeout(g.timeout_ms);
@@ -179,7 +192,11 @@ int main(int argc, char** argv) {
             return 0;
         }
 
-        ControlClient client(g.socket, timeout);
+        // `top` answers after its measurement window: --timeout counts from there.
+        const auto call_timeout = top->parsed() && timeout.count() > 0
+                                      ? timeout + std::chrono::milliseconds(top_interval)
+                                      : timeout;
+        ControlClient client(g.socket, call_timeout);
         if (status->parsed()) {
             print(g, client.call("status"), rlgate::cli::render_status);
         } else if (stats->parsed()) {
@@ -255,7 +272,7 @@ int main(int argc, char** argv) {
                 std::cerr << "rlctl: ban add: give at least one CIDR (or --file)" << std::endl;
                 return 2;
             }
-            json args{{"cidrs", cidrs}, {"reason", reason}};
+            json args{{"reason", reason}};
             if (!ttl.empty()) {
                 const auto ns = rlgate::config::parse_duration_ns(ttl);
                 constexpr std::uint64_t kTenYears = 10ULL * 365 * 86400 * 1'000'000'000ULL;
@@ -271,8 +288,12 @@ int main(int argc, char** argv) {
             json r{{"added", 0}, {"updated", 0}, {"failed", json::array()}};
             for (std::size_t i = 0; i < cidrs.size(); i += kChunk) {
                 const auto last = std::min(cidrs.size(), i + kChunk);
-                args["cidrs"] = std::vector<std::string>(cidrs.begin() + static_cast<std::ptrdiff_t>(i),
-                                                         cidrs.begin() + static_cast<std::ptrdiff_t>(last));
+                // One CIDR in all: the single form, whose refusal is the reply's error.
+                if (cidrs.size() == 1)
+                    args["cidr"] = cidrs.front();
+                else
+                    args["cidrs"] = std::vector<std::string>(cidrs.begin() + static_cast<std::ptrdiff_t>(i),
+                                                             cidrs.begin() + static_cast<std::ptrdiff_t>(last));
                 const auto part = client.call("ban.add", args);
                 r["added"] = r["added"].get<std::uint64_t>() + part.value("added", std::uint64_t{0});
                 r["updated"] = r["updated"].get<std::uint64_t>() + part.value("updated", std::uint64_t{0});
@@ -291,7 +312,7 @@ int main(int argc, char** argv) {
             if (!failed.empty())
                 return 1;
         } else if (ban_del->parsed()) {
-            const auto r = client.call("ban.del", {{"cidrs", cidrs}});
+            const auto r = client.call("ban.del", cidrs.size() == 1 ? json{{"cidr", cidrs.front()}} : json{{"cidrs", cidrs}});
             for (const auto& f : r.value("failed", json::array()))
                 std::cerr << "rlctl: " << f.value("cidr", "") << ": " << f.value("error", "") << std::endl;
             print_done(g, r, cidrs.size() == 1 ? "ban of " + cidrs[0] + " lifted"

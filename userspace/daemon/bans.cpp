@@ -398,6 +398,9 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
         prefixes.push_back(parse_prefix(t));  // all or nothing: one bad CIDR refuses the request
     json failed = json::array();
     std::size_t done = 0, updated = 0;
+    // "cidr" is one request: its refusal is the reply's error. "cidrs" is a
+    // batch (of any size, e.g. the last chunk of a file): refusals go to failed[].
+    const bool single = !args.contains("cidrs");
     if (cmd == "ban.add") {
         const auto ttl_s = control::arg_uint(args, "ttl_s", 0);
         if (ttl_s > kMaxTtlNs / 1'000'000'000ULL)
@@ -409,7 +412,7 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
                 ++done;
                 updated += r.updated;
             } catch (const ProtocolError& e) {
-                if (prefixes.size() == 1)
+                if (single)
                     throw;
                 failed.push_back({{"cidr", p.to_string()}, {"error", e.what()}});
                 if (failed.size() > 100)
@@ -434,7 +437,7 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
             ban_book_.erase(p);
             if (removed)
                 ++done;
-            else if (prefixes.size() == 1)
+            else if (single)
                 throw ProtocolError(code::not_found, p.to_string() + " is not banned");
             else
                 failed.push_back({{"cidr", p.to_string()}, {"error", "not banned"}});

@@ -107,7 +107,8 @@ void check_pinned_map(const bpf_map* m, int fd, const std::string& path) {
     if (!diff.empty())
         throw BpfError(EINVAL, "pinned map " + path + " does not match this program: " + diff +
                                    ". It was created by another rlgate version or with other map sizes; "
-                                   "`rlgated --cleanup` removes the pinned state (dropping all buckets and bans)");
+                                   "`rlgated --cleanup` removes the pinned state (buckets and counters start over; rlgated restores "
+                                   "bans from its state directory)");
 }
 
 AttachMode attached_mode(int ifindex) {
@@ -178,7 +179,8 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
         throw BpfError(EINVAL, "pinned maps under " + options_.pin_dir + " have layout version " +
                                    std::to_string(c->abi_version) + ", this rlgated uses " +
                                    std::to_string(RL_ABI_VERSION) +
-                                   "; `rlgated --cleanup` removes the old state (dropping buckets and bans)");
+                                   "; `rlgated --cleanup` removes the old state (buckets and counters start over; rlgated "
+                                   "restores bans from its state directory)");
     c->abi_version = RL_ABI_VERSION;
     if (const std::uint32_t gen = policy_generation(); gen != 0) {
         const std::uint32_t slot = gen & 1;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "core/l7/headers.hpp"
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace rlgate::l7 {
@@ -28,6 +29,21 @@ std::int64_t retry_after_seconds(const ratelimit::Decision& d) {
 
 namespace {
 
+// `q` units per `w` seconds must be the limit's sustained rate. A bucket (token
+// bucket, GCRA) announces its capacity as q, so w is the time it takes to refill
+// it: 10/s with burst 20 is q=20;w=2, not q=20;w=1 (twice the real rate).
+std::int64_t policy_window_ns(const ratelimit::LimitSpec& spec, std::uint64_t quota) {
+    const bool bucket = spec.algorithm == ratelimit::Algorithm::token_bucket ||
+                        spec.algorithm == ratelimit::Algorithm::gcra;
+    if (!bucket || spec.limit == 0 || quota == spec.limit)
+        return static_cast<std::int64_t>(spec.period_ns);
+    const long double ns = static_cast<long double>(spec.period_ns) * static_cast<long double>(quota) /
+                           static_cast<long double>(spec.limit);
+    return ns >= static_cast<long double>(std::numeric_limits<std::int64_t>::max())
+               ? std::numeric_limits<std::int64_t>::max()
+               : static_cast<std::int64_t>(ns);
+}
+
 // Every field once, in a fixed order, through `emit(name, value)`.
 template <class Emit>
 void emit_rate_limit_headers(const ratelimit::LimitSpec& spec, const ratelimit::Decision& d, std::int64_t now_unix_s,
@@ -42,7 +58,7 @@ void emit_rate_limit_headers(const ratelimit::LimitSpec& spec, const ratelimit::
         emit("X-RateLimit-Reset", std::to_string(now_unix_s + reset_s));
     }
     if (style != HeaderStyle::legacy) {
-        const auto window_s = std::max<std::int64_t>(1, ceil_seconds(static_cast<std::int64_t>(spec.period_ns)));
+        const auto window_s = std::max<std::int64_t>(1, ceil_seconds(policy_window_ns(spec, v.limit)));
         const auto name = sf_string(spec.name.empty() ? "default" : spec.name);
         emit("RateLimit-Policy", name + ";q=" + std::to_string(v.limit) + ";w=" + std::to_string(window_s));
         emit("RateLimit", name + ";r=" + std::to_string(v.remaining) + ";t=" + std::to_string(reset_s));
