@@ -18,6 +18,7 @@ if [[ "${1:-}" == "--tests" ]]; then
   PACKAGES+=(libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes for clang-14 (scripts/fuzz.sh)
   PACKAGES+=(nginx caddy curl wrk)  # tests/l7: rlgate-l7 behind real proxies; wrk for load by hand
   PACKAGES+=(jq groff-base zsh)  # doc tests (bpftool | jq transcripts), man page checks, zsh completion
+  PACKAGES+=(faketime)  # fault tests: wall-clock steps under a running rlgated (libfaketime)
 fi
 # Installed for the tests only, which start their own instances on loopback:
 # never left running (or enabled) as the system's web server on port 80.

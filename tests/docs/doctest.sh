@@ -60,7 +60,29 @@ if [[ ${RLGATE_DOCTEST_PHASE:-} != commands ]]; then
       [[ -n $kind ]] && check_config "$kind" "$file" "${md#"$src"/}:$line"
     done <<<"$manifest"
   done
-  echo "doctest: $configs configs checked"
+  # Instructions (fences without "$ " prompts: builds, benchmarks, installs) are
+  # not run here, but every repository path they invoke must exist, so that a
+  # moved script or renamed binary breaks the test, not the reader.
+  paths=0
+  for md in "$src"/README.md "$src"/docs/*.md; do
+    while read -r line path; do
+      case $path in
+        build/default/*) target=$build/${path#build/default/} ;;
+        *) target=$src/$path ;;
+      esac
+      [[ -e $target ]] || bad "${md#"$src"/}:$line: $path does not exist"
+      paths=$((paths + 1))
+    done < <(awk '
+      /^```/ { in_fence = !in_fence; next }
+      in_fence && !/^\$ / {
+        n = split($0, w, /[ \t]+/); i = 1
+        while (i <= n && (w[i] == "" || w[i] == "sudo")) i++
+        if (w[i] ~ /^(scripts|build\/default|tests)\//) print NR, w[i]
+      }' "$md")
+  done
+  echo "doctest: $configs configs checked; $paths repository paths in instructions exist"
+  rm -rf "$work"  # the exec below would skip the EXIT trap
+  trap - EXIT
   ((failures == 0)) || exit 1
 fi
 
@@ -92,6 +114,12 @@ cleanup() {
 }
 trap cleanup EXIT
 mount -t tmpfs -o mode=0755 tmpfs /run
+# The sources and the build may live under /tmp (CI clones there): keep them in
+# view under /run/doctest before /tmp becomes the test's own.
+mkdir -p /run/doctest/src /run/doctest/build
+mount --bind "$src" /run/doctest/src
+mount --bind "$build" /run/doctest/build
+src=/run/doctest/src build=/run/doctest/build bin=/run/doctest/build/userspace here=/run/doctest/src/tests/docs
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t bpf bpf /sys/fs/bpf
 # /etc and /var/lib as copy-on-write overlays: /etc/rlgate/rlgate.json (rlctl.md

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -72,8 +73,19 @@ public:
             dup2(fd, 1);
             dup2(fd, 2);
             const std::string net = "--net=/run/netns/" + netns_;
-            execl("/usr/bin/nsenter", "nsenter", net.c_str(), RLGATED_PATH, "--foreground", "--config",
-                  config_path_.c_str(), static_cast<char*>(nullptr));
+            for (const auto& [k, v] : env_)
+                ::setenv(k.c_str(), v.c_str(), 1);
+            if (private_bpffs_) {
+                // A mount namespace of its own with a bpffs of its own on /sys/fs/bpf,
+                // which a test may unmount without touching the host's pins.
+                const std::string script = "mount -t bpf bpf /sys/fs/bpf && exec /usr/bin/nsenter " + net + " " +
+                                           RLGATED_PATH + " --foreground --config " + config_path_;
+                execl("/usr/bin/unshare", "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                      script.c_str(), static_cast<char*>(nullptr));
+            } else {
+                execl("/usr/bin/nsenter", "nsenter", net.c_str(), RLGATED_PATH, "--foreground", "--config",
+                      config_path_.c_str(), static_cast<char*>(nullptr));
+            }
             _exit(127);
         }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
@@ -92,6 +104,15 @@ public:
             }
         }
         throw std::runtime_error("rlgated did not open its socket: " + log_text());
+    }
+
+    // Environment of the next start() (e.g. LD_PRELOAD of libfaketime).
+    void set_env(const std::string& key, const std::string& value) { env_[key] = value; }
+    // The next start() runs the daemon in a private mount namespace with its own bpffs.
+    void use_private_bpffs() { private_bpffs_ = true; }
+    // Runs a shell command in the daemon's mount namespace (its private bpffs).
+    std::string in_daemon_mounts(const std::string& cmd, int* status = nullptr) const {
+        return shell("nsenter --mount=/proc/" + std::to_string(pid_) + "/ns/mnt sh -c '" + cmd + "'", status);
     }
 
     void kill9() {
@@ -124,6 +145,8 @@ private:
     std::filesystem::path dir_;
     std::string pin_dir_, run_dir_, config_path_;
     pid_t pid_ = -1;
+    bool private_bpffs_ = false;
+    std::map<std::string, std::string> env_;
 };
 
 }  // namespace rlgate::testing

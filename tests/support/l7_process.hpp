@@ -69,6 +69,7 @@ public:
 
     void start(bool as_nobody_if_root = true) {
         const std::string log = (dir_ / "l7.log").string();
+        const auto log_start = log_text().size();  // a restart appends: look at its own lines only
         pid_ = fork();
         if (pid_ == 0) {
             const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -91,7 +92,7 @@ public:
                 throw std::runtime_error("rlgate-l7 exited during startup: " + log_text());
             }
             // Logged once the port is bound and root is dropped, before serving.
-            if (log_text().find(" listening on ") != std::string::npos) {
+            if (log_text().find(" listening on ", log_start) != std::string::npos) {
                 tcp_connect("127.0.0.1", port_);
                 return;
             }

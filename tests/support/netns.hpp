@@ -39,6 +39,19 @@ public:
         b_ = tag + "-b-" + n;
         run("ip netns add " + a_);
         run("ip netns add " + b_);
+        create_link();
+    }
+    ~VethPair() {
+        shell("ip netns del " + a_);
+        shell("ip netns del " + b_);
+    }
+    VethPair(const VethPair&) = delete;
+    VethPair& operator=(const VethPair&) = delete;
+
+    // Deletes the veth pair (both ends go; an XDP program on vb is detached by the kernel).
+    void delete_link() { run("ip -n " + b_ + " link del vb"); }
+    // The pair again, same names and addresses, new ifindexes.
+    void create_link() {
         run("ip link add va netns " + a_ + " numtxqueues 2 numrxqueues 2 type veth peer name vb netns " + b_ +
             " numtxqueues 2 numrxqueues 2");
         // No IPv6 autoconfiguration chatter: tests count every packet the program sees.
@@ -55,12 +68,6 @@ public:
         while (!mac_b_.empty() && (mac_b_.back() == '\n' || mac_b_.back() == ' '))
             mac_b_.pop_back();
     }
-    ~VethPair() {
-        shell("ip netns del " + a_);
-        shell("ip netns del " + b_);
-    }
-    VethPair(const VethPair&) = delete;
-    VethPair& operator=(const VethPair&) = delete;
 
     const std::string& ns_a() const { return a_; }
     const std::string& ns_b() const { return b_; }

@@ -206,16 +206,18 @@ void Daemon::log_violation(const bans::Violation& v) {
 }
 
 void Daemon::sync_bans(bool force) {
-    const auto now = now_ms();
+    // When to look again is decided on the program's clock (jiffies), like the
+    // expiry itself: a step of the wall clock neither delays nor hastens reaping.
     const auto gen = dataplane_->ban_generation();
-    if (!force && gen == synced_ban_gen_ && (next_expiry_ms_ == 0 || now < next_expiry_ms_))
-        return;
     const auto clock = dataplane_->clock();
+    if (!force && gen == synced_ban_gen_ && (next_expiry_rl_ns_ == 0 || clock.rl_now_ns < next_expiry_rl_ns_))
+        return;
+    const auto now = now_ms();
     auto wall_of = [&](std::uint64_t rl_ns) {
         return now - static_cast<std::int64_t>((clock.rl_now_ns - std::min(rl_ns, clock.rl_now_ns)) / 1'000'000);
     };
     std::set<net::Cidr> in_kernel;
-    std::int64_t next_expiry = 0;
+    std::uint64_t next_expiry_rl = 0;
     for (const auto& b : dataplane_->list_bans()) {
         const auto& v = b.value;
         if (v.expires_ns && v.expires_ns <= clock.rl_now_ns) {
@@ -225,6 +227,7 @@ void Daemon::sync_bans(bool force) {
             continue;
         }
         in_kernel.insert(b.prefix);
+        std::uint64_t expires_rl = v.expires_ns;
         std::int64_t expires_ms = v.expires_ns ? wall_of(v.created_ns) + static_cast<std::int64_t>((v.expires_ns - v.created_ns) / 1'000'000) : 0;
         const auto* known = ban_book_.find(b.prefix);
         if (known && known->kernel_created_ns == 0) {  // ours (rlctl, L7, restore): learn its kernel identity
@@ -251,6 +254,7 @@ void Daemon::sync_bans(bool force) {
                     rl_ban_value longer = v;
                     longer.expires_ns = v.created_ns + ban_ns;
                     dataplane_->put_ban(b.prefix, longer);
+                    expires_rl = longer.expires_ns;
                     expires_ms = rec.created_ms + static_cast<std::int64_t>(ban_ns / 1'000'000);
                 }
                 rec.tier = tier.name;
@@ -278,8 +282,8 @@ void Daemon::sync_bans(bool force) {
             ban_book_.put(std::move(rec));
             bans_dirty_ = true;
         }
-        if (expires_ms && (next_expiry == 0 || expires_ms < next_expiry))
-            next_expiry = expires_ms;
+        if (expires_rl && (next_expiry_rl == 0 || expires_rl < next_expiry_rl))
+            next_expiry_rl = expires_rl;
     }
     // Records of bans removed behind our back (bpftool) or reaped while we were away.
     for (auto it = ban_book_.records().begin(); it != ban_book_.records().end();) {
@@ -293,7 +297,7 @@ void Daemon::sync_bans(bool force) {
     const auto before = ban_book_.history().size();
     ban_book_.prune(now - static_cast<std::int64_t>(memory_ns / 1'000'000));
     bans_dirty_ |= ban_book_.history().size() != before;
-    next_expiry_ms_ = next_expiry;
+    next_expiry_rl_ns_ = next_expiry_rl;
     synced_ban_gen_ = dataplane_->ban_generation();
     // Violations reach the disk at once, at most five times a second under an auto-ban storm.
     if (bans_dirty_ && std::chrono::steady_clock::now() - last_ban_save_ > std::chrono::milliseconds(200))
@@ -325,10 +329,6 @@ Daemon::BanResult Daemon::ban(const net::Cidr& prefix, std::uint64_t ttl_ns, con
                    .expires_ms = ttl_ns ? std::optional(now + static_cast<std::int64_t>(ttl_ns / 1'000'000)) : std::nullopt,
                    .offence = 0,
                    .kernel_created_ns = 0});
-    if (ttl_ns) {  // the reaper must look again by then
-        const auto expires = now + static_cast<std::int64_t>(ttl_ns / 1'000'000);
-        next_expiry_ms_ = next_expiry_ms_ == 0 ? expires : std::min(next_expiry_ms_, expires);
-    }
     bans_dirty_ = true;
     return out;
 }
@@ -356,7 +356,19 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
                 }
             }
         }
-        const auto now = now_ms();
+        // Remaining time from the kernel's own expiry (rl time): right across wall-clock steps.
+        const auto clock = dataplane_->clock();
+        std::map<net::Cidr, std::uint64_t> kernel_expiry;
+        for (const auto& b : dataplane_->list_bans())
+            kernel_expiry[b.prefix] = b.value.expires_ns;
+        auto remaining = [&](const net::Cidr& p, const bans::BanRecord& r) -> json {
+            const auto it = kernel_expiry.find(p);
+            if (it == kernel_expiry.end())
+                return r.expires_ms ? json(0.0) : json(nullptr);
+            if (it->second == 0)
+                return nullptr;  // until removed
+            return static_cast<double>(it->second - std::min(it->second, clock.rl_now_ns)) / 1e9;
+        };
         json out = json::array();
         for (const auto& [p, r] : ban_book_.records())
             out.push_back({{"source", p.to_string()},
@@ -364,8 +376,7 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
                            {"reason", r.reason},
                            {"tier", r.tier.empty() ? json(nullptr) : json(r.tier)},
                            {"created", iso8601_ms(r.created_ms)},
-                           {"remaining_s", r.expires_ms ? json(std::max<double>(0, static_cast<double>(*r.expires_ms - now) / 1e3))
-                                                        : json(nullptr)},
+                           {"remaining_s", remaining(p, r)},
                            {"offence", r.offence},
                            {"hits", hits[p]}});
         return {{"bans", out}, {"capacity", config_.maps.bans}};

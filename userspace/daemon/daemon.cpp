@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <net/if.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -261,6 +262,7 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
 std::vector<std::string> Daemon::reconcile_interfaces() {
     std::vector<std::string> errors;
     const auto desired = config::effective_interfaces(config_.interfaces, overlay_);
+    drop_dead_links();
     const auto current = dataplane_->attachments();
     for (const auto& [name, mode] : current) {
         const bool wanted = std::any_of(desired.begin(), desired.end(),
@@ -289,6 +291,63 @@ std::vector<std::string> Daemon::reconcile_interfaces() {
         }
     }
     return errors;
+}
+
+// The kernel detaches XDP when its interface is deleted; the link object lives
+// on (pinned), defunct. Forget such links so that the interface is attached
+// again once it exists: a recreated interface must not stay unprotected.
+void Daemon::drop_dead_links() {
+    for (const auto& [name, mode] : dataplane_->attachments()) {
+        if (dataplane_->link_alive(name))
+            continue;
+        spdlog::warn("{}: XDP was detached behind our back (interface deleted?); it is attached again as soon as "
+                     "{} exists",
+                     name, name);
+        dataplane_->detach(name);
+    }
+}
+
+// Once a second: attach what the config wants and is missing (an interface that
+// did not exist at start or was deleted and created again).
+void Daemon::heal_interfaces() {
+    drop_dead_links();
+    const auto current = dataplane_->attachments();
+    for (const auto& d : config::effective_interfaces(config_.interfaces, overlay_)) {
+        if (current.contains(d.name) || if_nametoindex(d.name.c_str()) == 0)
+            continue;
+        try {
+            dataplane_->attach(d.name, to_dataplane_mode(d.mode));
+            spdlog::warn("{}: attached again", d.name);
+        } catch (const std::exception& e) {
+            if (!heal_failures_.contains(d.name))  // once per episode, not once a second
+                spdlog::error("{}", e.what());
+            heal_failures_.insert(d.name);
+            continue;
+        }
+        heal_failures_.erase(d.name);
+    }
+}
+
+// Pins are how enforcement outlives the daemon. If they vanish (bpffs unmounted,
+// files removed), the program still runs on our fds: pin everything again before
+// a crash or restart could lose buckets and links.
+void Daemon::heal_pins() {
+    if (config_.daemon.pin_dir.empty() || fs::exists(config_.daemon.pin_dir + "/rl_ctl"))
+        return;
+    try {
+        ensure_bpffs(config_.daemon.pin_dir);
+        const auto n = dataplane_->repin_missing();
+        spdlog::warn("the pins under {} had vanished (bpffs unmounted or files removed): {} pinned again; "
+                     "enforcement never stopped",
+                     config_.daemon.pin_dir, n);
+        pins_lost_logged_ = false;
+    } catch (const std::exception& e) {
+        if (!pins_lost_logged_)  // once per episode
+            spdlog::error("the pins under {} have vanished and cannot be restored: {}; a restart of rlgated "
+                          "would start from empty maps (bans come back from the state directory)",
+                          config_.daemon.pin_dir, e.what());
+        pins_lost_logged_ = true;
+    }
 }
 
 void Daemon::load_overlay() {
@@ -424,6 +483,8 @@ void Daemon::sample_counters() {
             totals_.pop_front();
         if (ticks_++ % 10 == 0)
             fill_cache_ = dataplane_->map_fill();
+        heal_interfaces();
+        heal_pins();
         evaluate_alerts();
     } catch (const std::exception& e) {
         spdlog::error("reading counters: {}", e.what());

@@ -11,6 +11,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,9 @@ private:
     ReloadOutcome apply_config(config::Config next, const std::string& trigger, const std::string& source);
     std::uint32_t apply_effective_policy(std::vector<std::string>& warnings);
     std::vector<std::string> reconcile_interfaces();
+    void drop_dead_links();
+    void heal_interfaces();
+    void heal_pins();
     void load_overlay();
     void save_overlay();
     void change_overlay(const std::function<void(config::RuntimeOverlay&)>& edit);
@@ -141,6 +145,8 @@ private:
     std::string policy_source_;      // the file the base policy came from
     policy::Policy effective_;       // base + overlay: what the maps hold
     std::vector<std::string> tier_names_, rule_names_;
+    std::set<std::string> heal_failures_;  // interfaces whose re-attach failed (logged once)
+    bool pins_lost_logged_ = false;
     config::RuntimeOverlay overlay_;
     std::unique_ptr<Dataplane> dataplane_;
     std::unique_ptr<ControlServer> control_;
@@ -150,7 +156,7 @@ private:
     bool bans_dirty_ = false;
     std::chrono::steady_clock::time_point last_ban_save_{};
     std::uint32_t synced_ban_gen_ = 0;
-    std::int64_t next_expiry_ms_ = 0;
+    std::uint64_t next_expiry_rl_ns_ = 0;  // earliest kernel ban expiry, rl time (0: none)
     std::shared_ptr<spdlog::logger> violation_log_;
     std::unique_ptr<ControlServer> escalation_;
     std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer

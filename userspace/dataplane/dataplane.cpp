@@ -325,6 +325,35 @@ void Dataplane::pin_maps(const std::string& dir) {
     check_bpf(bpf_object__pin_maps(skel_->obj, dir.c_str()), "pin maps under " + dir + " (is bpffs mounted?)");
 }
 
+std::size_t Dataplane::repin_missing() {
+    if (options_.pin_dir.empty())
+        return 0;
+    std::error_code ec;
+    fs::create_directories(options_.pin_dir + "/links", ec);
+    if (ec)
+        throw BpfError(ec.value(), "create pin directory " + options_.pin_dir);
+    require_bpffs(options_.pin_dir);
+    std::size_t pinned = 0;
+    bpf_map* m = nullptr;
+    bpf_object__for_each_map(m, skel_->obj) {
+        if (!is_shared_map(m))
+            continue;
+        const std::string path = options_.pin_dir + "/" + bpf_map__name(m);
+        if (fs::exists(path, ec))
+            continue;
+        check_bpf(bpf_obj_pin(bpf_map__fd(m), path.c_str()), "pin map " + path);
+        ++pinned;
+    }
+    for (const auto& [ifname, a] : attachments_) {
+        const std::string path = link_pin_path(ifname);
+        if (fs::exists(path, ec))
+            continue;
+        check_bpf(bpf_obj_pin(a.link.get(), path.c_str()), "pin link " + path);
+        ++pinned;
+    }
+    return pinned;
+}
+
 void Dataplane::unpin_maps(const std::string& dir) {
     check_bpf(bpf_object__unpin_maps(skel_->obj, dir.c_str()), "unpin maps under " + dir);
 }

@@ -156,6 +156,11 @@ public:
     // unpin_maps removes those pins (the maps live on while referenced).
     void pin_maps(const std::string& dir);
     void unpin_maps(const std::string& dir);
+    // Pins again, under pin_dir, every map and link whose pin has gone (bpffs
+    // unmounted, files removed): the fds kept everything alive, and the pins are
+    // what a restarted daemon adopts. Returns how many were pinned. Needs bpffs
+    // mounted on pin_dir's filesystem.
+    std::size_t repin_missing();
 
     [[nodiscard]] int program_fd() const;
     [[nodiscard]] int map_fd(const std::string& name) const;

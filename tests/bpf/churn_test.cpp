@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// The bucket map under churn, through the real program: a spoofed flood of a
+// million distinct sources into a map a sixteenth of that size. The map stays
+// within its configured size (LRU eviction, never an insert failure), the
+// legitimate sources keep their packets, and a source that is over its limit
+// stays limited: its bucket, touched often, is not the one evicted (an evicted
+// bucket would come back full and let a burst through each time).
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "xdp_fixture.hpp"
+
+namespace rlgate::testing {
+namespace {
+
+class ChurnTest : public XdpTest {
+protected:
+    static constexpr std::uint32_t kBuckets = 65536;
+    DataplaneOptions options() const override {
+        auto o = XdpTest::options();
+        o.bucket_entries = kBuckets;
+        return o;
+    }
+    // One frame whose IPv4 source is rewritten in place (the program checks no checksum).
+    struct SourceFrame {
+        std::vector<std::uint8_t> bytes;
+        std::size_t src_offset = 0;
+        void set_source(std::uint32_t host_order) {
+            const std::uint32_t be = htonl(host_order);
+            std::memcpy(bytes.data() + src_offset, &be, sizeof be);
+        }
+    };
+    static SourceFrame udp_frame() {
+        SourceFrame f{build_frame(udp_from("1.2.3.4")).bytes, 0};
+        const std::uint8_t marker[4] = {1, 2, 3, 4};
+        const auto it = std::search(f.bytes.begin(), f.bytes.end(), marker, marker + 4);
+        f.src_offset = static_cast<std::size_t>(it - f.bytes.begin());
+        return f;
+    }
+};
+
+TEST_F(ChurnTest, AMillionSpoofedSourcesLeaveLegitimateOnesTheirPacketsAndTheMapBounded) {
+    apply(limited_policy(100, 20));
+    auto spoofed = udp_frame(), legit = udp_frame();
+    constexpr std::uint32_t kSpoofed = 1'000'000, kLegit = 100, kEvery = 100;
+    std::uint64_t legit_sent = 0, legit_passed = 0;
+    std::uint32_t rng = 0x9e3779b9;
+    for (std::uint32_t i = 0; i < kSpoofed; ++i) {
+        rng ^= rng << 13;  // xorshift: random spoofed addresses in 11.0.0.0/8 .. 110.255.255.255
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        spoofed.set_source((11U << 24) + rng % (100U << 24));
+        dp_->test_run(spoofed.bytes, 1);
+        if (i % kEvery == 0) {  // each legitimate source: one packet per 10,000 spoofed ones
+            legit.set_source(0xC0A8'0000U + (i / kEvery) % kLegit);  // 192.168.0.0 - .99
+            ++legit_sent;
+            legit_passed += dp_->test_run(legit.bytes, 1).verdict == XDP_PASS;
+        }
+    }
+    const auto c = dp_->read_counters();
+    const double share = static_cast<double>(legit_passed) / static_cast<double>(legit_sent);
+    EXPECT_GE(share, 0.99) << legit_passed << " of " << legit_sent;
+    EXPECT_LE(dp_->count_buckets(), kBuckets) << "the map grew beyond its size";
+    EXPECT_GT(c.health[RL_HEALTH_BUCKET_INSERTS], kSpoofed - kSpoofed / 100) << "every new source got a bucket";
+    EXPECT_EQ(c.health[RL_HEALTH_BUCKET_INSERT_FAIL], 0U) << "an LRU map never refuses an insert";
+    RecordProperty("legit_passed_share", std::to_string(share));
+    RecordProperty("bucket_inserts", std::to_string(c.health[RL_HEALTH_BUCKET_INSERTS]));
+}
+
+TEST_F(ChurnTest, ASourceOverItsLimitStaysLimitedWhileTheMapChurns) {
+    constexpr std::uint64_t rate = 100, burst = 50;
+    apply(limited_policy(rate, burst));
+    auto spoofed = udp_frame(), active = udp_frame();
+    active.set_source(0xC0A8'0101U);  // 192.168.1.1
+    constexpr std::uint32_t kSpoofed = 1'000'000, kEvery = 50;  // 20,000 packets of the active source
+    const auto start = dp_->clock().rl_now_ns;
+    std::uint64_t passed = 0, sent = 0;
+    for (std::uint32_t i = 0; i < kSpoofed; ++i) {
+        spoofed.set_source((11U << 24) + i);
+        dp_->test_run(spoofed.bytes, 1);
+        if (i % kEvery == 0) {
+            ++sent;
+            passed += dp_->test_run(active.bytes, 1).verdict == XDP_PASS;
+        }
+    }
+    const double elapsed_s = static_cast<double>(dp_->clock().rl_now_ns - start) / 1e9;
+    const double bound = static_cast<double>(burst) + static_cast<double>(rate) * elapsed_s;
+    EXPECT_GT(static_cast<double>(sent), 10 * bound) << "the source must be driven well over its limit";
+    // One clock tick of slack (4 ms at HZ=250) on the elapsed time.
+    EXPECT_LE(static_cast<double>(passed), bound * 1.02 + 1) << passed << " passed of " << sent << " in " << elapsed_s
+                                                            << " s while " << kSpoofed << " sources churned";
+    EXPECT_GE(static_cast<double>(passed), bound * 0.98 - 1) << "the limit must not be stricter than configured";
+    RecordProperty("active_passed", std::to_string(passed));
+    RecordProperty("active_bound", std::to_string(bound));
+}
+
+}  // namespace
+}  // namespace rlgate::testing
