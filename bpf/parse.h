@@ -159,7 +159,11 @@ static __always_inline int rl_parse_ipv6(void *l3, void *data_end, struct rl_pkt
 		}
 		return rl_parse_l4(cur, data_end, payload_len - used, nexthdr, pkt);
 	}
-	return RL_PARSE_MALFORMED; /* longer extension chain than we walk */
+	/* RL_MAX_IPV6_EXTHDRS headers walked: the next one must be the upper layer. */
+	if (nexthdr == RL_IPPROTO_FRAGMENT || nexthdr == RL_IPPROTO_HOPOPTS || nexthdr == RL_IPPROTO_ROUTING ||
+	    nexthdr == RL_IPPROTO_DSTOPTS || nexthdr == RL_IPPROTO_AH)
+		return RL_PARSE_MALFORMED; /* longer extension chain than we walk */
+	return rl_parse_l4(cur, data_end, payload_len - used, nexthdr, pkt);
 }
 
 static __always_inline int rl_parse(struct xdp_md *ctx, struct rl_pkt *pkt)

@@ -217,6 +217,7 @@ static __always_inline void rl_autoban_account(struct rl_ctl *ctl, const struct 
 
 	struct rl_lpm_key key = {};
 	key.prefixlen = RL_LPM_SLOT_BITS + bkey->prefixlen;
+	key.slot = (bkey->rule & RL_BUCKET_KEY_V4) ? RL_LPM_SLOT_V4 : 0;
 	rl_bucket_key_addr(bkey, key.addr);
 	struct rl_ban_value ban = {
 		.expires_ns = now + tp->autoban_ban_ns,
@@ -253,7 +254,8 @@ static __always_inline void rl_classify(struct rl_bucket *entry, const struct rl
 {
 	struct rl_lpm_key key = {};
 	key.prefixlen = RL_LPM_SLOT_BITS + 128;
-	key.slot = gen & 1;
+	__u8 family = pkt->is_v6 ? 0 : RL_LPM_SLOT_V4;
+	key.slot = (gen & 1) | family;
 	__builtin_memcpy(key.addr, pkt->addr, 16);
 
 	__u8 tier = pol->default_tier;
@@ -273,7 +275,7 @@ static __always_inline void rl_classify(struct rl_bucket *entry, const struct rl
 	tier &= RL_MAX_TIERS - 1;
 	entry->tier = tier;
 
-	key.slot = 0;
+	key.slot = family;
 	struct rl_ban_value *ban = bpf_map_lookup_elem(&rl_bans, &key);
 	if (ban && (ban->expires_ns == 0 || now < ban->expires_ns)) {
 		/* While banned, the window counts the ban's hits; a ban is known by its

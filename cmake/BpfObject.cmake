@@ -7,6 +7,9 @@
 find_program(RLGATE_BPF_CLANG NAMES clang-14 clang REQUIRED)
 find_program(RLGATE_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 set(RLGATE_VMLINUX_BTF "/sys/kernel/btf/vmlinux" CACHE FILEPATH "BTF used to generate vmlinux.h")
+# The repository root, from this file's place: the fuzz project (tests/fuzz)
+# includes this file too, and its PROJECT_SOURCE_DIR is not the root.
+get_filename_component(RLGATE_SOURCE_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 
 set(RLGATE_BPF_GEN_DIR "${CMAKE_BINARY_DIR}/bpf-gen")
 file(MAKE_DIRECTORY "${RLGATE_BPF_GEN_DIR}")
@@ -38,7 +41,7 @@ function(rlgate_bpf_object name source)
     OUTPUT "${obj}"
     COMMAND "${RLGATE_BPF_CLANG}" -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${RLGATE_BPF_ARCH}
             -Wall -Werror -Wno-unused-function
-            -I "${RLGATE_BPF_GEN_DIR}" -I "${PROJECT_SOURCE_DIR}/include" -I "${PROJECT_SOURCE_DIR}/bpf"
+            -I "${RLGATE_BPF_GEN_DIR}" -I "${RLGATE_SOURCE_ROOT}/include" -I "${RLGATE_SOURCE_ROOT}/bpf"
             -MD -MF "${dep}" -c "${src_abs}" -o "${obj}"
     DEPFILE "${dep}"
     DEPENDS "${src_abs}" rlgate_vmlinux_h "${RLGATE_BPF_GEN_DIR}/vmlinux.h"

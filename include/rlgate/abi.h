@@ -97,7 +97,11 @@ enum rl_health {
  * (::ffff:a.b.c.d, prefix 96 + len) so one trie serves both families.
  * prefixlen counts bits of `slot` + `addr`: a policy entry for /N has
  * prefixlen = 8 + N, so a lookup for slot s only matches entries of slot s.
- * The ban trie always uses slot 0 (bans are not double-buffered). */
+ * `slot` = policy slot (0 or 1; always 0 in the ban trie, bans are not
+ * double-buffered) | RL_LPM_SLOT_V4 for IPv4. The family bit keeps the
+ * families apart: an IPv6 prefix whose leading bits are zero (::/0, ::/48, an
+ * aggregated ::/1 bucket banned by the kernel) would otherwise cover the
+ * IPv4-mapped range and so every IPv4 source. */
 struct rl_lpm_key {
 	__u32 prefixlen;
 	__u8 slot;
@@ -105,6 +109,7 @@ struct rl_lpm_key {
 	__u8 pad[3];
 };
 #define RL_LPM_SLOT_BITS 8
+#define RL_LPM_SLOT_V4 0x80
 #define RL_V4_MAPPED_BITS 96
 
 /* Value of the classification trie (allow + deny + tier membership merged by
@@ -190,7 +195,7 @@ struct rl_ctl {
 
 /* Bumped whenever a pinned map's layout or meaning changes: a daemon refuses
  * to adopt pinned maps of another version instead of misreading them. */
-#define RL_ABI_VERSION 3
+#define RL_ABI_VERSION 4
 
 /* Bucket map (LRU hash) key: source masked to a prefix, plus the L4 rule.
  * The same map holds classification-cache entries (prefix = cache

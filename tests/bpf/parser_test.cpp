@@ -61,6 +61,9 @@ TEST_F(ParserTest, FindsSourceThroughEveryEncapsulation) {
     FrameSpec ext = udp_from(kV6);
     ext.ipv6_ext_headers = {net::kIpv6HopByHop, net::kIpv6Routing, net::kIpv6DestOpts, net::kIpv6Fragment};
     expect_denied(ext, "IPv6 extension headers");
+    ext.ipv6_ext_headers = {net::kIpv6HopByHop, net::kIpv6DestOpts, net::kIpv6Routing,
+                            net::kIpv6Fragment, net::kIpv6DestOpts, net::kIpv6DestOpts};
+    expect_denied(ext, "six IPv6 extension headers, as many as the walk takes");  // found by fuzz_xdp_parser
 }
 
 TEST_F(ParserTest, ThreeVlanTagsAreNotParsedAsIp) {

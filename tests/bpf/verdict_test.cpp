@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "dataplane/bpf_error.hpp"
@@ -187,10 +188,33 @@ TEST_F(XdpTest, ExpiredBanEntryIsNeverEnforced) {
     // Rewrite it as already expired.
     rl_lpm_key k{};
     k.prefixlen = RL_LPM_SLOT_BITS + 128;
+    k.slot = RL_LPM_SLOT_V4;
     std::memcpy(k.addr, IpAddress::parse("203.0.113.7")->bytes.data(), 16);
     bans[0].value.expires_ns = now - 1;
     ASSERT_EQ(bpf_map_update_elem(dp_->map_fd("rl_bans"), &k, &bans[0].value, BPF_ANY), 0);
     EXPECT_EQ(run(udp_from("203.0.113.7")), XDP_PASS);
+}
+
+// IPv4 lives in the tries as ::ffff:a.b.c.d: without the family bit in the key an
+// IPv6 prefix with leading zero bits (::/0, ::/48, a kernel auto-ban of an
+// aggregated ::/1 bucket) would cover every IPv4 source.
+TEST_F(XdpTest, Ipv6PrefixesNeverMatchIpv4Sources) {
+    auto p = limited_policy(1000, 1000);
+    p.deny.push_back(*Cidr::parse("::/0"));
+    apply(p);
+    EXPECT_EQ(run(udp_from("2001:db8::1")), XDP_DROP) << "::/0 denies IPv6";
+    EXPECT_EQ(run(udp_from("192.0.2.1")), XDP_PASS) << "but not IPv4";
+    apply(limited_policy(1000, 1000));
+    dp_->add_ban(*Cidr::parse("::/48"), 0ns);
+    EXPECT_EQ(run(udp_from("::1:2:3:4")), XDP_DROP);
+    EXPECT_EQ(run(udp_from("198.51.100.1")), XDP_PASS) << "an IPv6 ban with leading zeros left IPv4 alone";
+    dp_->add_ban(*Cidr::parse("0.0.0.0/0"), 0ns);
+    EXPECT_EQ(run(udp_from("198.51.100.1")), XDP_DROP);
+    EXPECT_EQ(run(udp_from("2001:db8::1")), XDP_PASS) << "and an IPv4 ban leaves IPv6 alone";
+    std::set<std::string> listed;
+    for (const auto& b : dp_->list_bans())
+        listed.insert(b.prefix.to_string());
+    EXPECT_EQ(listed, (std::set<std::string>{"::/48", "0.0.0.0/0"})) << "families read back from the keys";
 }
 
 TEST_F(XdpTest, Ipv6BansNarrowerThanTrackingAreRefused) {

@@ -328,10 +328,10 @@ TEST_F(BansTest, RlgateL7EscalatesAPersistentAbuserIntoAKernelBan) {
     EXPECT_NE(b["reason"].get<std::string>().find("rlgate-l7"), std::string::npos) << b.dump();
     EXPECT_NE(l7.log_text().find("rlgated banned"), std::string::npos) << l7.log_text();
     // The ban is in the kernel's map, where XDP drops the source's packets.
-    // LPM key {prefixlen 136 (8 + 96 + 32), slot 0, ::ffff:10.213.0.9, pad} (docs/bpftool.md).
+    // LPM key {prefixlen 136 (8 + 96 + 32), slot 0x80 (0, IPv4), ::ffff:10.213.0.9, pad} (docs/bpftool.md).
     int status = 0;
     const auto out = shell("bpftool map lookup pinned " + daemon_->pin_dir() +
-                               "/rl_bans key hex 88 00 00 00 00 00 00 00 00 00 00 00 00 00 00 ff ff 0a d5 00 09 00 00 00",
+                               "/rl_bans key hex 88 00 00 00 80 00 00 00 00 00 00 00 00 00 00 ff ff 0a d5 00 09 00 00 00",
                            &status);
     EXPECT_EQ(status, 0) << out;
 }

@@ -44,7 +44,7 @@ void route_libbpf_logs() {
 rl_lpm_key lpm_key(const net::Cidr& c, std::uint8_t slot) {
     rl_lpm_key k{};
     k.prefixlen = RL_LPM_SLOT_BITS + c.prefix128();
-    k.slot = slot;
+    k.slot = static_cast<std::uint8_t>(slot | (c.address.v4 ? RL_LPM_SLOT_V4 : 0));
     std::memcpy(k.addr, c.address.bytes.data(), 16);
     return k;
 }
@@ -52,9 +52,8 @@ rl_lpm_key lpm_key(const net::Cidr& c, std::uint8_t slot) {
 net::Cidr cidr_of(const rl_lpm_key& k) {
     net::Cidr c;
     std::memcpy(c.address.bytes.data(), k.addr, 16);
-    static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     const unsigned p128 = k.prefixlen - RL_LPM_SLOT_BITS;
-    c.address.v4 = p128 >= 96 && std::memcmp(k.addr, mapped, 12) == 0;
+    c.address.v4 = (k.slot & RL_LPM_SLOT_V4) != 0 && p128 >= RL_V4_MAPPED_BITS;
     c.prefix = c.address.v4 ? p128 - 96 : p128;
     return c;
 }
@@ -462,7 +461,7 @@ std::uint32_t Dataplane::apply_policy(const policy::CompiledPolicy& compiled) {
     // current one: no packet reads them any more.
     std::size_t active_entries = 0;
     for (const auto& k : all_keys<rl_lpm_key>(class_fd)) {
-        if (k.slot == slot)
+        if ((k.slot & 1) == slot)
             check_bpf(bpf_map_delete_elem(class_fd, &k), "clear inactive policy slot of rl_class");
         else
             ++active_entries;
