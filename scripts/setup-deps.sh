@@ -3,7 +3,8 @@
 # Installs the Debian 12 packages rlgate needs (only the missing ones) and
 # mounts bpffs. Idempotent; safe to run on every build.
 #   --tests   also what only the test suite needs (a headless browser; nginx,
-#             caddy, curl and wrk for rlgate-l7's proxy tests, left stopped)
+#             caddy, curl and wrk for rlgate-l7's proxy tests, redis-server for
+#             its Redis store's tests; the servers left stopped)
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +12,7 @@ PACKAGES=(
   clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost1.81-dev libsystemd-dev
+  libhiredis-dev
   iproute2 nftables ethtool util-linux tzdata
 )
 if [[ "${1:-}" == "--tests" ]]; then
@@ -19,10 +21,12 @@ if [[ "${1:-}" == "--tests" ]]; then
   PACKAGES+=(nginx caddy curl wrk)  # tests/l7: rlgate-l7 behind real proxies; wrk for load by hand
   PACKAGES+=(jq groff-base zsh)  # doc tests (bpftool | jq transcripts), man page checks, zsh completion
   PACKAGES+=(faketime)  # fault tests: wall-clock steps under a running rlgated (libfaketime)
+  PACKAGES+=(redis-server)  # tests/redis: rlgate-l7's Redis store against real servers on loopback ports
 fi
 # Installed for the tests only, which start their own instances on loopback:
-# never left running (or enabled) as the system's web server on port 80.
-TEST_SERVICES=(nginx caddy)
+# never left running (or enabled) as the system's web server on port 80, or
+# as a Redis on 6379.
+TEST_SERVICES=(nginx caddy redis-server)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

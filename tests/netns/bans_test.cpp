@@ -293,6 +293,14 @@ TEST_F(BansTest, L7ReportsArriveThroughTheirOwnRateLimitedSocket) {
     EXPECT_EQ(report("10.60.1.1", "internal")["error"]["code"], "invalid_argument");
     EXPECT_EQ(report("10.212.0.2", "")["error"]["code"], "invalid_argument");
     EXPECT_EQ(report("10.212.0.3", "flood")["error"]["code"], "rate_limited") << "burst of 5 used up";
+    // The other commands have a budget of their own (20/s, burst 40), not unlimited.
+    int limited = 0;
+    for (int i = 0; i < 60; ++i) {
+        c.send(R"({"v":1,"cmd":"version"})" "\n");
+        limited += c.reply()["error"]["code"] == "rate_limited";
+    }
+    EXPECT_GT(limited, 0) << "a peer looping on version/policy/report is slowed down";
+    EXPECT_LT(limited, 30);
 
     const auto b = ban_of("10.212.0.1/32");
     ASSERT_FALSE(b.is_null());

@@ -104,6 +104,36 @@ TEST(L7Config, ParsesTheExampleAndNamesTheFieldOfEveryError) {
     }
 }
 
+TEST(L7Config, RedisStoreSettingsAreCheckedFieldByField) {
+    auto with_store = [](json store) {
+        auto j = base();
+        j["store"] = std::move(store);
+        return j;
+    };
+    const auto c = parse(with_store({{"type", "redis"},
+                                     {"redis", {{"address", "10.0.0.5:6380"}, {"username", "rl"}, {"password", "pw"},
+                                                {"timeout", "20ms"}, {"on_failure", "closed"}, {"fleet_size", 4}}}}));
+    ASSERT_TRUE(c.redis.has_value());
+    EXPECT_EQ(c.redis->host, "10.0.0.5");
+    EXPECT_EQ(c.redis->port, 6380);
+    EXPECT_EQ(c.redis->timeout_ns, 20'000'000);
+    EXPECT_EQ(c.redis->on_failure, RedisFailure::closed);
+    EXPECT_EQ(c.redis->fleet_size, 4U);
+    EXPECT_EQ(parse(with_store({{"type", "redis"}})).redis->port, 6379) << "defaults: a local Redis";
+    EXPECT_FALSE(parse(base()).redis.has_value()) << "memory by default";
+    EXPECT_EQ(error_field(with_store({{"type", "memcached"}})), "store.type");
+    EXPECT_EQ(error_field(with_store({{"redis", {{"timeout", "1s"}}}})), "store.redis") << "only with type redis";
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"on_failure", "maybe"}}}})), "store.redis.on_failure");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"username", "rl"}}}})), "store.redis.username")
+        << "an ACL user without a password";
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"tls_ca_file", "/etc/ca.pem"}}}})), "store.redis.tls");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"timeout", "10s"}}}})), "store.redis.timeout");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"prefix", "a{b}"}}}})), "store.redis.prefix");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"fleet_size", 0}}}})), "store.redis.fleet_size");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"password", "a"}, {"password_file", "/x"}}}})),
+              "store.redis.password");
+}
+
 TEST(L7Config, TheShippedExampleIsValid) {
     std::ifstream in(RLGATE_EXAMPLES_DIR "/l7.json");
     const std::string text{std::istreambuf_iterator<char>(in), {}};

@@ -506,6 +506,17 @@ void Daemon::open_escalation_socket() {
 }
 
 void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply reply, const std::string& peer) {
+    // Everything but `escalate` (which has the configured budget) shares a fixed,
+    // generous one per user: rlgate-l7 reports every few seconds and asks for the
+    // policy as often, a peer looping on them must not busy the daemon's one thread.
+    if (req.command != "escalate") {
+        constexpr std::uint64_t kOtherPerSec = 20, kOtherBurst = 40;
+        auto [other, fresh] = l7_other_budgets_.try_emplace(peer, kOtherPerSec, kOtherBurst);
+        const auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        if (!other->second.try_take(now))
+            throw ProtocolError(code::rate_limited, "too many requests on the escalation socket: at most " +
+                                                        std::to_string(kOtherPerSec) + "/s besides escalate");
+    }
     if (req.command == "version") {
         reply(control::make_result(req.id, {{"version", RLGATE_VERSION}, {"protocol", control::kProtocolVersion}}));
         return;

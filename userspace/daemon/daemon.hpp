@@ -160,6 +160,7 @@ private:
     std::shared_ptr<spdlog::logger> violation_log_;
     std::unique_ptr<ControlServer> escalation_;
     std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer
+    std::map<std::string, ratelimit::TokenBucket> l7_other_budgets_;  // report/policy/version, per peer
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<alerts::AlertEngine> alert_engine_;
     std::vector<std::shared_ptr<WebhookSender>> webhooks_;

@@ -41,7 +41,38 @@ Limiter::Limiter(std::shared_ptr<const L7Config> config, Clock clock)
 void Limiter::reload(std::shared_ptr<const L7Config> config) { config_.store(std::move(config)); }
 
 Answer Limiter::decide(const RequestView& request) {
-    Answer a;
+    Plan p = plan(request);
+    if (!p.needs_store)
+        return std::move(p.answer);
+    const auto d = decide_local(p);
+    return finish(std::move(p), d);
+}
+
+ratelimit::Decision Limiter::decide_local(const Plan& p) {
+    const auto keyed = p.evaluation.keyed();
+    return store_.decide_keys(std::span(keyed.data(), p.evaluation.key_count), p.now_ns, p.evaluation.cost);
+}
+
+Answer Limiter::finish(Plan p, const ratelimit::Decision& d) {
+    Answer& a = p.answer;
+    const L7Config& c = *a.policy;
+    const auto& e = p.evaluation;
+    a.has_limits = true;
+    a.decision = d;
+    a.spec = &e.spec_of(d);
+    a.unix_s = p.unix_ns / 1'000'000'000LL;
+    if (d.allowed)
+        return std::move(a);
+    a.verdict = Verdict::limited;
+    a.status = c.deny_status;
+    a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
+    a.body = too_many_requests_body(d, a.unix_s, e.tier && !e.tier->message.empty() ? e.tier->message : c.message);
+    return std::move(a);
+}
+
+Limiter::Plan Limiter::plan(const RequestView& request) {
+    Plan p;
+    Answer& a = p.answer;
     a.policy = config_.load();
     const L7Config& c = *a.policy;
     const std::int64_t unix_ns = clock_.unix_ns();
@@ -62,12 +93,12 @@ Answer Limiter::decide(const RequestView& request) {
         // A refused credential still costs its client: charged to `per_ip`,
         // so a stream of bad tokens is throttled like any other (and cheap).
         if (c.per_ip_limits.empty())
-            return a;
+            return p;
         const std::string key = "client|" + client_key(a.client);
         const std::array keyed = {ratelimit::MemoryStore::KeyedLimits{key, c.per_ip_limits}};
         const auto d = store_.decide_keys(keyed, clock_.monotonic_ns() + unix_offset_ns_, 1);
         if (d.allowed)
-            return a;
+            return p;
         a.verdict = Verdict::limited;
         a.status = c.deny_status;
         a.error.clear();
@@ -77,32 +108,23 @@ Answer Limiter::decide(const RequestView& request) {
         a.unix_s = unix_s;
         a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
         a.body = too_many_requests_body(d, unix_s, c.message);
-        return a;
+        return p;
     }
     case Evaluation::Kind::bypass:
         a.verdict = Verdict::bypassed;
-        return a;
+        return p;
     case Evaluation::Kind::limit:
         break;
     }
     if (e.key_count == 0)  // nothing limits this caller here
-        return a;
+        return p;
     // One clock for every limit: monotonic (no jumps), shifted to Unix time
     // at start so calendar windows fall on UTC boundaries.
-    const auto keyed = e.keyed();
-    const std::int64_t now = clock_.monotonic_ns() + unix_offset_ns_;
-    const auto d = store_.decide_keys(std::span(keyed.data(), e.key_count), now, e.cost);
-    a.has_limits = true;
-    a.decision = d;
-    a.spec = &e.spec_of(d);
-    a.unix_s = unix_s;
-    if (d.allowed)
-        return a;
-    a.verdict = Verdict::limited;
-    a.status = c.deny_status;
-    a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
-    a.body = too_many_requests_body(d, unix_s, e.tier && !e.tier->message.empty() ? e.tier->message : c.message);
-    return a;
+    p.now_ns = clock_.monotonic_ns() + unix_offset_ns_;
+    p.unix_ns = unix_ns;
+    p.evaluation = std::move(e);
+    p.needs_store = true;
+    return p;
 }
 
 void Answer::append_headers(std::string& out) const {

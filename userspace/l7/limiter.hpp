@@ -59,6 +59,21 @@ public:
 
     // The decision alone: counts nothing, so a throttled request may be decided again.
     Answer decide(const RequestView& request);
+
+    // The same in steps, for a store elsewhere (Redis): plan() evaluates the
+    // request; unless the answer is already known (`needs_store` false), the
+    // caller decides `evaluation.keyed()` (decide_local(), or the shared store)
+    // and finish() turns that decision into the answer.
+    struct Plan {
+        Answer answer;
+        Evaluation evaluation;
+        std::int64_t now_ns = 0;   // the limiter's clock: monotonic, shifted to Unix time
+        std::int64_t unix_ns = 0;  // wall clock: calendar windows
+        bool needs_store = false;
+    };
+    Plan plan(const RequestView& request);
+    ratelimit::Decision decide_local(const Plan& plan);
+    Answer finish(Plan plan, const ratelimit::Decision& decision);
     // The final answer sent: counted per tier x endpoint x verdict, and a
     // refusal counts toward the client's escalation (sets `escalate`).
     void record(Answer& answer);

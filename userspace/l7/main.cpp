@@ -19,6 +19,7 @@
 #include "core/config/json_reader.hpp"
 #include "l7/escalator.hpp"
 #include "l7/limiter.hpp"
+#include "l7/redis_store.hpp"
 #include "l7/server.hpp"
 
 namespace asio = boost::asio;
@@ -98,7 +99,17 @@ int main(int argc, char** argv) {
         asio::io_context io(static_cast<int>(threads));
         l7::Limiter limiter(cfg, l7::system_clock());
         l7::Escalator escalator(io, cfg->escalation.socket);
-        l7::Server server(io, limiter, escalator, threads);
+        std::unique_ptr<l7::RedisStore> redis;
+        if (cfg->redis) {
+            redis = std::make_unique<l7::RedisStore>(io, *cfg->redis, cfg->store_max_keys);
+            redis->start();
+            spdlog::info("limits shared through redis {}:{} (prefix {}, timeout {} ms, when it cannot answer: {})",
+                         cfg->redis->host, cfg->redis->port, cfg->redis->prefix, cfg->redis->timeout_ns / 1'000'000,
+                         cfg->redis->on_failure == l7::RedisFailure::local  ? "local limits"
+                         : cfg->redis->on_failure == l7::RedisFailure::open ? "admit"
+                                                                            : "refuse");
+        }
+        l7::Server server(io, limiter, escalator, threads, redis.get());
         server.start();
         if (!user.empty() && ::geteuid() == 0)
             become(user);
@@ -124,6 +135,8 @@ int main(int argc, char** argv) {
             report_timer.cancel();
             policy_timer.cancel();
             server.stop();
+            if (redis)
+                redis->stop();
             watchdog = std::jthread([](std::stop_token st) {
                 for (int i = 0; i < 50 && !st.stop_requested(); ++i)
                     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -143,6 +156,9 @@ int main(int argc, char** argv) {
                     const auto& cur = *limiter.config();
                     if (next->mode != cur.mode || next->listen_host != cur.listen_host || next->listen_port != cur.listen_port)
                         spdlog::warn("reload: mode and listen take effect at the next restart");
+                    if (next->redis.has_value() != cur.redis.has_value() ||
+                        (next->redis && (next->redis->host != cur.redis->host || next->redis->port != cur.redis->port)))
+                        spdlog::warn("reload: the store (memory or redis, and its address) changes at the next restart");
                     set_level(next->log_level);
                     escalator.set_socket(next->escalation.socket);
                     limiter.reload(std::move(next));
@@ -174,7 +190,8 @@ int main(int argc, char** argv) {
                         last = c.count;
                     }
                     if (!decisions.empty())
-                        escalator.report({{"decisions", decisions}, {"redis", "unused"}});
+                        escalator.report({{"decisions", decisions},
+                                          {"redis", !redis ? "unused" : redis->up() ? "up" : "down"}});
                 }
                 schedule_report();
             });

@@ -191,8 +191,34 @@ asio::awaitable<boost::system::error_code> relay_body(InStream& in, beast::flat_
 
 }  // namespace
 
-Server::Server(asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads)
-    : io_(io), limiter_(limiter), escalator_(escalator), threads_(threads), pool_(io), acceptor_(asio::make_strand(io)) {}
+Server::Server(asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads, RedisStore* redis)
+    : io_(io),
+      limiter_(limiter),
+      escalator_(escalator),
+      threads_(threads),
+      redis_(redis),
+      pool_(io),
+      acceptor_(asio::make_strand(io)) {}
+
+asio::awaitable<Answer> Server::decide(const RequestView& view) {
+    Limiter::Plan plan = limiter_.plan(view);
+    if (!plan.needs_store) {
+        Answer known = std::move(plan.answer);
+        co_return known;
+    }
+    if (!redis_) {
+        const auto local = limiter_.decide_local(plan);
+        Answer done = limiter_.finish(std::move(plan), local);
+        co_return done;
+    }
+    const auto keyed = plan.evaluation.keyed();
+    const std::span<const ratelimit::MemoryStore::KeyedLimits> keys(keyed.data(), plan.evaluation.key_count);
+    const std::uint64_t cost = plan.evaluation.cost;
+    const std::int64_t now_ns = plan.now_ns, unix_ns = plan.unix_ns;
+    const ratelimit::Decision shared = co_await redis_->decide(keys, cost, now_ns, unix_ns);
+    Answer done = limiter_.finish(std::move(plan), shared);
+    co_return done;
+}
 
 void Server::start() {
     const auto c = limiter_.config();
@@ -464,7 +490,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
                                        return all_forwarded;
                                    return req[name];
                                }};
-        Answer answer = limiter_.decide(view);
+        Answer answer = co_await decide(view);
 
         // Throttled endpoints: wait for the limit instead of refusing, while
         // the queue has room and the wait fits the deadline.
@@ -482,7 +508,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
                 asio::steady_timer wait(stream.get_executor(), std::chrono::nanoseconds(answer.retry_after_ns));
                 co_await wait.async_wait(kUse);
                 g.leave_queue();
-                answer = limiter_.decide(view);
+                answer = co_await decide(view);
             }
         }
         limiter_.record(answer);
@@ -681,6 +707,27 @@ std::string Server::metrics() const {
     x.sample("rlgate_l7_store_evictions_total", {}, limiter_.evictions());
     x.family("rlgate_l7_escalations_total", "counter", "Client IPs handed to rlgated for a kernel ban.");
     x.sample("rlgate_l7_escalations_total", {}, limiter_.escalations());
+    if (redis_) {
+        const auto r = redis_->stats();
+        x.family("rlgate_l7_redis_up", "gauge", "1 while the shared store in Redis answers, 0 while the fallback decides.");
+        x.sample("rlgate_l7_redis_up", {}, std::uint64_t{redis_->up() ? 1U : 0U});
+        x.family("rlgate_l7_store_decisions_total", "counter",
+                 "Shared-store decisions by source: redis, cache (a key known over its limit), or the fallback "
+                 "while Redis cannot answer (local, open, closed).");
+        x.sample("rlgate_l7_store_decisions_total", {{"source", "redis"}}, r.redis);
+        x.sample("rlgate_l7_store_decisions_total", {{"source", "cache"}}, r.cache);
+        x.sample("rlgate_l7_store_decisions_total", {{"source", "local"}}, r.local);
+        x.sample("rlgate_l7_store_decisions_total", {{"source", "open"}}, r.open);
+        x.sample("rlgate_l7_store_decisions_total", {{"source", "closed"}}, r.closed);
+        x.family("rlgate_l7_redis_calls_total", "counter", "Commands sent to Redis.");
+        x.sample("rlgate_l7_redis_calls_total", {}, r.client.calls);
+        x.family("rlgate_l7_redis_failures_total", "counter", "Redis calls without an answer (down, timeout, lost connection).");
+        x.sample("rlgate_l7_redis_failures_total", {}, r.client.failures);
+        x.family("rlgate_l7_redis_timeouts_total", "counter", "Redis calls past the timeout.");
+        x.sample("rlgate_l7_redis_timeouts_total", {}, r.client.timeouts);
+        x.family("rlgate_l7_redis_script_loads_total", "counter", "NOSCRIPT answers: the script was loaded again.");
+        x.sample("rlgate_l7_redis_script_loads_total", {}, r.noscript);
+    }
     const auto e = escalator_.stats();
     x.family("rlgate_l7_rlgated_requests_total", "counter", "Requests to rlgated's escalation socket, by result.");
     x.sample("rlgate_l7_rlgated_requests_total", {{"result", "accepted"}}, e.accepted);

@@ -22,6 +22,7 @@
 
 #include "l7/escalator.hpp"
 #include "l7/limiter.hpp"
+#include "l7/redis_store.hpp"
 #include "l7/throttle.hpp"
 #include "l7/upstream_pool.hpp"
 
@@ -29,8 +30,10 @@ namespace rlgate::l7 {
 
 class Server {
 public:
-    // `threads`: how many threads run `io` (one needs no strands).
-    Server(boost::asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads);
+    // `threads`: how many threads run `io` (one needs no strands). `redis`:
+    // the fleet's shared store, or null for limits in memory.
+    Server(boost::asio::io_context& io, Limiter& limiter, Escalator& escalator, unsigned threads,
+           RedisStore* redis = nullptr);
 
     // Binds the listener of the current config (throws on failure) and accepts.
     void start();
@@ -46,11 +49,14 @@ private:
     // `client`: the key counted in per_client_ (empty: not counted).
     boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket, std::string client);
     ThrottleGate& gate(const std::string& endpoint);
+    // The limiter's answer, its limits decided in Redis when the store is there.
+    boost::asio::awaitable<Answer> decide(const RequestView& view);
 
     boost::asio::io_context& io_;
     Limiter& limiter_;
     Escalator& escalator_;
     unsigned threads_;
+    RedisStore* redis_;
     UpstreamPool pool_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::ip::tcp::endpoint local_;

@@ -31,6 +31,7 @@ public:
 
 private:
     std::pair<std::string, std::uint16_t> get_host_port(const Json& v, const std::string& path) const;
+    RedisStoreSettings parse_redis(const Json& v, const std::string& path) const;
     ratelimit::LimitSpec parse_limit(const Json& v, const std::string& path) const;
     std::vector<ratelimit::LimitSpec> parse_limits(const Json& v, const std::string& path) const;
     std::vector<net::Cidr> parse_cidrs(const Json& v, const std::string& path) const;
@@ -200,6 +201,68 @@ std::vector<net::Cidr> Parser::parse_cidrs(const Json& v, const std::string& pat
         out.push_back(*c);
     }
     return out;
+}
+
+RedisStoreSettings Parser::parse_redis(const Json& v, const std::string& path) const {
+    expect_object(v, path, {"address", "username", "password", "password_file", "tls", "tls_ca_file",
+                            "tls_server_name", "prefix", "connect_timeout", "timeout", "connections", "on_failure",
+                            "fleet_size"});
+    RedisStoreSettings r;
+    if (v.contains("address"))
+        std::tie(r.host, r.port) = get_host_port(v["address"], join(path, "address"));
+    if (v.contains("username"))
+        r.username = get_string(v["username"], join(path, "username"));
+    if (v.contains("password") && v.contains("password_file"))
+        fail(join(path, "password"), "give at most one of \"password\" and \"password_file\"");
+    if (v.contains("password"))
+        r.password = get_string(v["password"], join(path, "password"));
+    if (v.contains("password_file")) {
+        r.password = read_named_file(v["password_file"], join(path, "password_file"));
+        while (!r.password.empty() && (r.password.back() == '\n' || r.password.back() == '\r'))
+            r.password.pop_back();
+    }
+    if (!r.username.empty() && r.password.empty())
+        fail(join(path, "username"), "an ACL user needs a password");
+    if (v.contains("tls"))
+        r.tls = get_bool(v["tls"], join(path, "tls"));
+    if (v.contains("tls_ca_file"))
+        r.tls_ca_file = get_abs_path(v["tls_ca_file"], join(path, "tls_ca_file"));
+    if (v.contains("tls_server_name"))
+        r.tls_server_name = get_string(v["tls_server_name"], join(path, "tls_server_name"));
+    if ((!r.tls_ca_file.empty() || !r.tls_server_name.empty()) && !r.tls)
+        fail(join(path, "tls"), "tls_ca_file and tls_server_name need \"tls\": true");
+    if (v.contains("prefix")) {
+        r.prefix = get_string(v["prefix"], join(path, "prefix"));
+        if (r.prefix.size() > 64 || r.prefix.find_first_of("{} \t\r\n") != std::string::npos)
+            fail(join(path, "prefix"), "at most 64 characters, without braces or whitespace");
+    }
+    auto ms_in = [&](const char* name, std::int64_t lo, std::int64_t hi) {
+        const auto ns = get_duration_i(v[name], join(path, name));
+        if (ns < lo || ns > hi)
+            fail(join(path, name), "between " + std::to_string(lo / 1'000'000) + " ms and " +
+                                       std::to_string(hi / 1'000'000) + " ms");
+        return ns;
+    };
+    if (v.contains("connect_timeout"))
+        r.connect_timeout_ns = ms_in("connect_timeout", 1'000'000, 10'000'000'000);
+    if (v.contains("timeout"))
+        r.timeout_ns = ms_in("timeout", 1'000'000, 5'000'000'000);
+    if (v.contains("connections"))
+        r.connections = static_cast<unsigned>(get_uint_in(v["connections"], join(path, "connections"), 1, 64));
+    if (v.contains("on_failure")) {
+        const auto f = get_string(v["on_failure"], join(path, "on_failure"));
+        if (f == "local")
+            r.on_failure = RedisFailure::local;
+        else if (f == "open")
+            r.on_failure = RedisFailure::open;
+        else if (f == "closed")
+            r.on_failure = RedisFailure::closed;
+        else
+            fail(join(path, "on_failure"), in_quotes(f) + " is not local, open or closed");
+    }
+    if (v.contains("fleet_size"))
+        r.fleet_size = static_cast<unsigned>(get_uint_in(v["fleet_size"], join(path, "fleet_size"), 1, 10'000));
+    return r;
 }
 
 std::optional<JwtSettings> Parser::parse_jwt(const Json& v, const std::string& path) const {
@@ -520,9 +583,16 @@ L7Config Parser::parse(std::string_view text) {
         c.message = get_string(root["message"], "message");
     if (root.contains("store")) {
         const auto& s = root["store"];
-        expect_object(s, "store", {"max_keys"});
+        expect_object(s, "store", {"max_keys", "type", "redis"});
         if (s.contains("max_keys"))
             c.store_max_keys = get_uint_in(s["max_keys"], "store.max_keys", 64, 1'000'000'000);
+        const std::string type = s.contains("type") ? get_string(s["type"], "store.type") : "memory";
+        if (type == "redis")
+            c.redis = s.contains("redis") ? parse_redis(s["redis"], "store.redis") : RedisStoreSettings{};
+        else if (type != "memory")
+            fail("store.type", in_quotes(type) + " is not a store (memory or redis)");
+        else if (s.contains("redis"))
+            fail("store.redis", "only with \"type\": \"redis\"");
     }
     if (root.contains("escalation"))
         parse_escalation(root["escalation"], c.escalation);

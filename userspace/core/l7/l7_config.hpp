@@ -105,6 +105,27 @@ struct Upstream {
     std::uint32_t max_idle = 64;                 // pooled keep-alive connections
 };
 
+// What rlgate-l7 does with a request while Redis cannot answer (down, slow).
+enum class RedisFailure {
+    local,   // limits kept in memory on this host (divided by fleet_size)
+    open,    // admit
+    closed,  // refuse (429, Retry-After 1)
+};
+
+struct RedisStoreSettings {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    std::string username, password;  // AUTH (ACL user optional)
+    bool tls = false;
+    std::string tls_ca_file, tls_server_name;
+    std::string prefix = "rlgate:";  // every key starts with it
+    std::int64_t connect_timeout_ns = 200'000'000;
+    std::int64_t timeout_ns = 50'000'000;  // per call: a slow Redis costs a request at most this
+    unsigned connections = 2;
+    RedisFailure on_failure = RedisFailure::local;
+    unsigned fleet_size = 1;  // on_failure "local": each host enforces limit / fleet_size
+};
+
 struct L7Config {
     Mode mode = Mode::forward_auth;
     std::string listen_host = "127.0.0.1";
@@ -130,6 +151,7 @@ struct L7Config {
     HeaderStyle headers = HeaderStyle::both;
     std::string message = "Too many requests. Retry after the time in the Retry-After header.";
     std::size_t store_max_keys = 100'000;   // ~512 B each, allocated at start
+    std::optional<RedisStoreSettings> redis;  // store.type "redis": shared limits for a fleet
     Escalation escalation;
     FromRlgated from_rlgated;
     ServerLimits limits;

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// A Redis client for rlgate-l7's request path: a few connections (TCP or
+// TLS, AUTH with user and password), commands pipelined on each, every call
+// bounded by a timeout, replies parsed by hiredis's reader. A call that times
+// out breaks its connection (later replies could no longer be matched), so a
+// slow or paused Redis costs each request at most the timeout, never a pile-up.
+// Broken connections are re-made in the background; `up()` says whether the
+// last attempt worked, for the caller's fallback and for metrics.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+namespace rlgate::l7 {
+
+struct RedisOptions {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 6379;
+    std::string username;  // AUTH username password (ACL); empty: AUTH password alone
+    std::string password;  // empty: no AUTH
+    bool tls = false;
+    std::string tls_ca_file;      // empty: the system's CAs
+    std::string tls_server_name;  // SNI and certificate name; empty: host
+    std::chrono::milliseconds connect_timeout{200};
+    std::chrono::milliseconds timeout{50};  // per call
+    unsigned connections = 2;
+};
+
+// One RESP reply, as far as rlgate needs it.
+struct RedisReply {
+    enum class Type { string, status, error, integer, nil, array };
+    Type type = Type::nil;
+    std::string text;  // string, status, error
+    long long integer = 0;
+    std::vector<RedisReply> elements;
+    [[nodiscard]] bool is_error() const { return type == Type::error; }
+};
+
+// The call could not be made or answered: not connected, timed out, connection lost.
+struct RedisCallFailed {
+    std::string reason;
+};
+
+using RedisResult = std::variant<RedisReply, RedisCallFailed>;
+
+class RedisClient {
+public:
+    RedisClient(boost::asio::io_context& io, RedisOptions options);
+    ~RedisClient();
+    RedisClient(const RedisClient&) = delete;
+    RedisClient& operator=(const RedisClient&) = delete;
+
+    // Runs `args` (e.g. {"EVALSHA", sha, "2", k1, k2, ...}) on one of the
+    // connections; completes on the caller's executor within the timeout.
+    boost::asio::awaitable<RedisResult> call(std::vector<std::string> args);
+
+    // Starts the background reconnection; stop() ends it and closes everything.
+    void start();
+    void stop();
+
+    [[nodiscard]] bool up() const { return up_.load(); }
+    struct Stats {
+        std::uint64_t calls = 0, failures = 0, timeouts = 0, reconnects = 0;
+    };
+    [[nodiscard]] Stats stats() const;
+    [[nodiscard]] const RedisOptions& options() const { return options_; }
+
+    class Connection;
+
+private:
+    friend class Connection;
+    void mark(bool up, const std::string& why);
+
+    boost::asio::io_context& io_;
+    RedisOptions options_;
+    std::vector<std::shared_ptr<Connection>> pool_;
+    std::atomic<std::size_t> next_{0};
+    std::atomic<bool> up_{false};
+    std::atomic<bool> stopped_{false};
+    std::atomic<std::uint64_t> calls_{0}, failures_{0}, timeouts_{0}, reconnects_{0};
+};
+
+// RESP encoding of one command (an array of bulk strings).
+std::string encode_command(const std::vector<std::string>& args);
+
+}  // namespace rlgate::l7

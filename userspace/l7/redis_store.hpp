@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// rlgate-l7's limits shared by a fleet through Redis: each decision is one
+// atomic Lua script (core/ratelimit/redis_script) run by EVALSHA on the
+// server's clock, reloaded on NOSCRIPT. Keys known to be over their limit are
+// refused from a local cache until their retry time, so a flood from one key
+// costs Redis one call. When Redis cannot answer within the timeout, the
+// configured fallback decides: local limits (divided by the fleet size),
+// admit, or refuse.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "core/l7/l7_config.hpp"
+#include "core/ratelimit/memory_store.hpp"
+#include "l7/redis_client.hpp"
+
+namespace rlgate::l7 {
+
+class RedisStore {
+public:
+    enum class Source { redis, cache, local, open, closed };
+
+    RedisStore(boost::asio::io_context& io, const RedisStoreSettings& settings, std::size_t local_max_keys);
+    void start() { client_.start(); }
+    void stop() { client_.stop(); }
+
+    // `now_ns`: the caller's limiter clock, for the cache and the local
+    // fallback; `unix_ns`: its wall clock, for calendar windows.
+    boost::asio::awaitable<ratelimit::Decision> decide(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed,
+                                                       std::uint64_t cost, std::int64_t now_ns, std::int64_t unix_ns);
+
+    [[nodiscard]] bool up() const { return client_.up(); }
+    struct Stats {
+        std::uint64_t redis = 0, cache = 0, local = 0, open = 0, closed = 0;  // decisions by source
+        std::uint64_t noscript = 0;
+        RedisClient::Stats client;
+    };
+    [[nodiscard]] Stats stats() const;
+
+private:
+    ratelimit::Decision fallback(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed, std::uint64_t cost,
+                                 std::int64_t now_ns);
+    std::optional<ratelimit::Decision> cached_refusal(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed,
+                                                      std::uint64_t cost, std::int64_t now_ns);
+    void remember_refusal(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed, const ratelimit::Decision& d,
+                          std::uint64_t cost, std::int64_t now_ns);
+
+    RedisStoreSettings settings_;
+    RedisClient client_;
+    std::string sha_;
+    ratelimit::MemoryStore local_;
+
+    struct Refusal {
+        std::int64_t until_ns = 0;
+        std::uint64_t cost = 0;
+        ratelimit::Decision decision;
+    };
+    std::mutex cache_mu_;
+    std::unordered_map<std::string, Refusal> cache_;  // key -> refused until (limiter clock)
+
+    std::atomic<std::uint64_t> by_redis_{0}, by_cache_{0}, by_local_{0}, by_open_{0}, by_closed_{0}, noscript_{0};
+};
+
+}  // namespace rlgate::l7
