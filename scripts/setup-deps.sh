@@ -21,6 +21,7 @@ if [[ "${1:-}" == "--tests" ]]; then
   PACKAGES+=(nginx caddy curl wrk)  # tests/l7: rlgate-l7 behind real proxies; wrk for load by hand
   PACKAGES+=(jq groff-base zsh)  # doc tests (bpftool | jq transcripts), man page checks, zsh completion
   PACKAGES+=(faketime)  # fault tests: wall-clock steps under a running rlgated (libfaketime)
+  PACKAGES+=(openssl)  # the Redis TLS test makes a throwaway CA and certificate
   PACKAGES+=(redis-server)  # tests/redis: rlgate-l7's Redis store against real servers on loopback ports
 fi
 # Installed for the tests only, which start their own instances on loopback:

@@ -3,10 +3,15 @@
 // loopback: two instances share one quota; a key over its limit stops costing
 // Redis anything; NOSCRIPT after SCRIPT FLUSH; and Redis killed, paused and
 // restarted, with each fallback (local, open, closed) and no request waiting
-// past the timeout.
+// past the timeout. Then its security options against redis-servers set up
+// for them: AUTH with a password (--requirepass), an ACL user with the least
+// rights rlgate needs (password given or read from a file), and TLS with a
+// throwaway CA; each with its failures (wrong password, wrong server name,
+// unknown CA, plain TCP to a TLS port), which never count as up.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <thread>
 
 #include "support/bpf_env.hpp"
@@ -206,6 +211,156 @@ TEST_F(RedisL7Test, APausedRedisCostsEachRequestAtMostTheTimeoutWithoutPileUp) {
     const auto r = l7.check("/api/x", {{"X-Forwarded-For", "192.0.2.9"}});
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.headers.at("x-ratelimit-remaining"), "999") << "back to the shared state";
+}
+
+// Polls the log of `l7` until it holds `text`.
+bool log_shows(const L7Process& l7, const std::string& text, std::chrono::milliseconds within = 3s) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (l7.log_text().find(text) == std::string::npos) {
+        if (std::chrono::steady_clock::now() > deadline)
+            return false;
+        std::this_thread::sleep_for(20ms);
+    }
+    return true;
+}
+
+// `l7` (on_failure closed) is up and its first request for `ip` is decided in Redis.
+void expect_decided_in_redis(const L7Process& l7, const std::string& ip, const std::string& remaining) {
+    wait_redis_up(l7);
+    const auto r = l7.check("/api/x", {{"X-Forwarded-For", ip}});
+    EXPECT_EQ(r.status, 200) << l7.log_text();
+    EXPECT_EQ(r.headers.count("x-ratelimit-remaining") ? r.headers.at("x-ratelimit-remaining") : "", remaining);
+    EXPECT_GE(metric(l7, "rlgate_l7_store_decisions_total{source=\"redis\"}"), 1U);
+    EXPECT_EQ(metric(l7, "rlgate_l7_store_decisions_total{source=\"closed\"}"), 0U);
+}
+
+// `l7` (on_failure closed) cannot use Redis: its log says why, it never reports
+// Redis up, and its fallback refuses.
+void expect_never_up(const L7Process& l7, const std::string& why) {
+    ASSERT_TRUE(log_shows(l7, why)) << "expected \"" << why << "\" in:\n" << l7.log_text();
+    const auto closed = metric(l7, "rlgate_l7_store_decisions_total{source=\"closed\"}");
+    for (int i = 0; i < 3; ++i) {
+        const auto r = l7.check("/api/x", {{"X-Forwarded-For", "192.0.2.99"}});
+        EXPECT_EQ(r.status, 429);
+        EXPECT_EQ(r.headers.count("retry-after") ? r.headers.at("retry-after") : "", "1");
+    }
+    EXPECT_EQ(metric(l7, "rlgate_l7_store_decisions_total{source=\"closed\"}"), closed + 3);
+    EXPECT_EQ(metric(l7, "rlgate_l7_store_decisions_total{source=\"redis\"}"), 0U);
+    EXPECT_EQ(metric(l7, "rlgate_l7_redis_up"), 0U);
+    EXPECT_EQ(l7.log_text().find(" is up"), std::string::npos) << l7.log_text();
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size()))
+        ++n;
+    return n;
+}
+
+class RedisL7AuthTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        RLGATE_REQUIRE(RedisServer::available(), "needs redis-server and redis-cli (Debian: redis-server)");
+    }
+};
+
+TEST_F(RedisL7AuthTest, PasswordDecidesInRedisAWrongOrMissingOneNeverComesUp) {
+    const std::string password = "s3cret pass'word";  // a space and a quote: AUTH must send it as one argument
+    RedisServer redis({.args = {"--requirepass", password}, .cli_password = password});
+    L7Process good("auth-good"), wrong("auth-wrong"), none("auth-none");
+    auto cfg = redis_config(redis, "closed", 5);
+    cfg["store"]["redis"]["password"] = password;
+    good.write_config(cfg);
+    cfg["store"]["redis"]["password"] = "s3cret pass";
+    wrong.write_config(cfg);
+    cfg["store"]["redis"].erase("password");
+    none.write_config(cfg);
+    good.start();
+    wrong.start();
+    none.start();
+
+    expect_decided_in_redis(good, "192.0.2.20", "4");
+    EXPECT_GE(redis_calls(redis, "evalsha"), 1U);
+    expect_never_up(wrong, "AUTH refused: WRONGPASS");
+    expect_never_up(none, "NOAUTH");  // connected, but Redis answers nothing without AUTH
+}
+
+TEST_F(RedisL7AuthTest, AclUserWithPasswordOrPasswordFileDecidesInRedis) {
+    RedisServer redis;
+    // The least rlgate-l7 needs: EVALSHA, SCRIPT LOAD, the commands its script
+    // calls, and the keys under its prefix.
+    ASSERT_EQ(redis.cli("ACL SETUSER rl on '>pw of rl' '~t:*' +evalsha '+script|load' +time +get +set +zadd +zrange "
+                        "+zcount +zremrangebyscore +pexpire"),
+              "OK\n");
+    L7Process given("acl-password"), from_file("acl-file"), wrong("acl-wrong");
+    auto cfg = redis_config(redis, "closed", 5);
+    cfg["store"]["redis"]["username"] = "rl";
+    cfg["store"]["redis"]["password"] = "pw of rl";
+    given.write_config(cfg);
+    const auto pass_file = from_file.dir() / "redis.pass";
+    std::ofstream(pass_file) << "pw of rl\n";  // the line's end is not part of it
+    cfg["store"]["redis"].erase("password");
+    cfg["store"]["redis"]["password_file"] = pass_file.string();
+    from_file.write_config(cfg);
+    cfg["store"]["redis"].erase("password_file");
+    cfg["store"]["redis"]["password"] = "pw of default";
+    wrong.write_config(cfg);
+    given.start();
+    from_file.start();
+    wrong.start();
+
+    expect_decided_in_redis(given, "192.0.2.21", "4");
+    expect_decided_in_redis(from_file, "192.0.2.21", "3");  // one quota in one Redis
+    // Logged in as `rl`, not as the default user (who has no password and would take any).
+    EXPECT_GE(count_of(redis.cli("CLIENT LIST"), " user=rl "), 2U) << redis.cli("CLIENT LIST");
+    expect_never_up(wrong, "AUTH refused: WRONGPASS");
+}
+
+class RedisL7TlsTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        RLGATE_REQUIRE(RedisServer::available() && RedisServer::openssl_available(),
+                       "needs redis-server, redis-cli and openssl (Debian: redis-server openssl)");
+        try {
+            redis_ = std::make_unique<RedisServer>(RedisServerOptions{.tls = true});
+        } catch (const std::runtime_error& e) {
+            // A redis-server built without TLS does not know the tls-* directives: it says
+            // ">>> 'tls-port "N"'" and "Bad directive or wrong number of arguments".
+            const std::string what = e.what();
+            if (what.find("Bad directive") != std::string::npos && what.find(">>> 'tls-") != std::string::npos)
+                GTEST_SKIP() << "this redis-server has no TLS support: " << e.what();
+            throw;
+        }
+    }
+    std::unique_ptr<RedisServer> redis_;
+};
+
+TEST_F(RedisL7TlsTest, TlsWithTheRightCaAndNameDecidesInRedisAnythingElseNeverComesUp) {
+    L7Process by_ip("tls-ip"), by_name("tls-name"), wrong_name("tls-wrong-name"), unknown_ca("tls-unknown-ca"),
+        plain("tls-plain");
+    auto cfg = redis_config(*redis_, "closed", 5);
+    auto& r = cfg["store"]["redis"];
+    r["tls"] = true;
+    r["tls_ca_file"] = redis_->ca_file();
+    by_ip.write_config(cfg);  // checked against the certificate's IP:127.0.0.1
+    r["tls_server_name"] = "localhost";
+    by_name.write_config(cfg);  // against its DNS:localhost
+    r["tls_server_name"] = "redis.example.org";
+    wrong_name.write_config(cfg);
+    r.erase("tls_server_name");
+    r.erase("tls_ca_file");
+    unknown_ca.write_config(cfg);  // the system's CAs: the test CA is not one of them
+    r.erase("tls");
+    plain.write_config(cfg);
+    for (auto* l7 : {&by_ip, &by_name, &wrong_name, &unknown_ca, &plain})
+        l7->start();
+
+    expect_decided_in_redis(by_ip, "192.0.2.22", "4");
+    expect_decided_in_redis(by_name, "192.0.2.22", "3");
+    EXPECT_GE(redis_calls(*redis_, "evalsha"), 2U);
+    expect_never_up(wrong_name, "certificate verify failed");
+    expect_never_up(unknown_ca, "certificate verify failed");
+    expect_never_up(plain, "did not answer PING");
 }
 
 }  // namespace

@@ -173,79 +173,109 @@ private:
         const auto& o = owner_.options_;
         tcp_ = std::make_unique<tcp::socket>(strand_);
         tls_.reset();
-        // The connect timeout: closing the socket cancels whatever is in progress.
+        // The connect timeout: closing the socket cancels whatever is in progress. Its handler
+        // may already be queued when the attempt ends, so it is told (`done`), and owns what it
+        // uses: it must neither touch this frame nor close the next connection.
+        struct Watch {
+            bool fired = false, done = false;
+        };
+        auto watch = std::make_shared<Watch>();
         asio::steady_timer watchdog(strand_, o.connect_timeout);
-        bool timed_out = false;
-        watchdog.async_wait([this, &timed_out](boost::system::error_code ec) {
-            if (!ec) {
-                timed_out = true;
-                close_socket();
-            }
+        watchdog.async_wait([self = shared_from_this(), watch](boost::system::error_code ec) {
+            if (ec || watch->done)
+                return;
+            watch->fired = true;
+            self->close_socket();
         });
+        struct Disarm {
+            Watch& watch;
+            asio::steady_timer& timer;
+            ~Disarm() {
+                watch.done = true;
+                timer.cancel();
+            }
+        } disarm{*watch, watchdog};  // every way out, exceptions too
+        const auto failed = [&](const std::string& what, const boost::system::error_code& ec) {
+            why = what + ": " + (watch->fired ? std::string("timed out") : ec.message());
+            return false;
+        };
         tcp::resolver resolver(strand_);
         const std::string port = std::to_string(o.port);
+        const std::string where = o.host + ":" + port;
         auto [rec, endpoints] = co_await resolver.async_resolve(o.host, port, kUse);
-        if (rec) {
-            why = "resolve " + o.host + ": " + rec.message();
-            watchdog.cancel();
-            co_return false;
-        }
+        if (rec)
+            co_return failed("resolve " + o.host, rec);
         auto [cec, ep] = co_await asio::async_connect(*tcp_, endpoints, kUse);
-        if (cec || timed_out) {
-            why = "connect " + o.host + ":" + port + ": " + (timed_out ? "timed out" : cec.message());
-            watchdog.cancel();
-            co_return false;
-        }
+        if (cec || watch->fired)
+            co_return failed("connect " + where, cec);
         tcp_->set_option(tcp::no_delay(true));
         if (o.tls) {
             ssl_ctx_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+            boost::system::error_code vec;
             if (o.tls_ca_file.empty())
-                ssl_ctx_->set_default_verify_paths();
+                ssl_ctx_->set_default_verify_paths(vec);
             else
-                ssl_ctx_->load_verify_file(o.tls_ca_file);
+                ssl_ctx_->load_verify_file(o.tls_ca_file, vec);
+            if (vec)
+                co_return failed(o.tls_ca_file.empty() ? std::string("the system's CAs") : "tls_ca_file " + o.tls_ca_file,
+                                 vec);
             ssl_ctx_->set_verify_mode(asio::ssl::verify_peer);
             tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(*tcp_), *ssl_ctx_);
             tcp_.reset();
             const std::string name = o.tls_server_name.empty() ? o.host : o.tls_server_name;
-            // SNI (SSL_set_tlsext_host_name is a macro with a C cast).
-            SSL_ctrl(tls_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                     static_cast<void*>(const_cast<char*>(name.c_str())));
+            // SNI carries host names only (RFC 6066, 3): none for an address. (SSL_set_tlsext_host_name
+            // is a macro with a C cast.)
+            boost::system::error_code not_ip;
+            asio::ip::make_address(name, not_ip);
+            if (not_ip)
+                SSL_ctrl(tls_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                         static_cast<void*>(const_cast<char*>(name.c_str())));
+            // The certificate must name `name`: a DNS name, or an IP address in its iPAddress SAN.
             tls_->set_verify_callback(asio::ssl::host_name_verification(name));
             auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kUse);
-            if (hec || timed_out) {
-                why = "TLS handshake with " + o.host + ": " + (timed_out ? "timed out" : hec.message());
-                watchdog.cancel();
-                co_return false;
-            }
+            if (hec || watch->fired)
+                co_return failed("TLS handshake with " + where + " as " + name, hec);
         }
         reader_ = std::make_unique<ReplyReader>();
+        // Redis must answer before the connection counts: AUTH, or PING without a password (a
+        // TLS port spoken to in plain TCP, a server that wants a password, not Redis at all).
+        std::vector<std::string> hello = {"PING"};
         if (!o.password.empty()) {
-            std::vector<std::string> auth = {"AUTH"};
+            hello = {"AUTH"};
             if (!o.username.empty())
-                auth.push_back(o.username);
-            auth.push_back(o.password);
-            const std::string cmd = encode_command(auth);
-            auto reply = co_await exchange(cmd);
-            if (!reply || reply->is_error()) {
-                why = "AUTH refused" + (reply ? ": " + reply->text : std::string(timed_out ? ": timed out" : ""));
-                watchdog.cancel();
-                co_return false;
-            }
+                hello.push_back(o.username);
+            hello.push_back(o.password);
         }
-        watchdog.cancel();
-        co_return !timed_out;
+        const std::string& command = hello.front();
+        boost::system::error_code xec;
+        auto reply = co_await exchange(encode_command(hello), xec);
+        if (!reply || watch->fired) {
+            failed(where + " did not answer " + command, xec);
+            why += o.tls ? " (not Redis?)" : " (not Redis, or a TLS port: \"tls\": true?)";
+            co_return false;
+        }
+        if (reply->is_error()) {
+            why = command + " refused: " + reply->text;
+            co_return false;
+        }
+        co_return true;
     }
 
-    // One request and its reply, before the reader runs (AUTH).
-    asio::awaitable<std::optional<RedisReply>> exchange(const std::string& cmd) {
+    // One request and its reply, before the reader runs (AUTH, PING); nullopt and `ec` when
+    // there is none.
+    asio::awaitable<std::optional<RedisReply>> exchange(const std::string& cmd, boost::system::error_code& ec) {
         auto [wec, wn] = co_await write_some_all(cmd);
-        if (wec)
+        if (wec) {
+            ec = wec;
             co_return std::nullopt;
+        }
         std::array<char, 4096> buf{};
         for (;;) {
             auto [rec, n] = co_await read_some(buf);
-            if (rec)
+            if (rec) {
+                ec = rec;
                 co_return std::nullopt;
+            }
             reader_->feed(buf.data(), n);
             auto reply = reader_->next();
             if (reply)
@@ -397,17 +427,26 @@ asio::awaitable<RedisResult> RedisClient::call(std::vector<std::string> args) {
     co_return result;
 }
 
+// Called by each connection as it comes up or fails. Under one lock: connections change their
+// state before they call, so the last call sees them all and `up_` cannot end stale. Logged:
+// each change, the first failure (never up: a wrong password, an untrusted certificate), and a
+// new reason while down; a reason repeated by every reconnection only once.
 void RedisClient::mark(bool up, const std::string& why) {
+    std::lock_guard lock(mark_mu_);
     bool any = up;
     if (!up)
         for (const auto& c : pool_)
             any = any || c->connected();
-    const bool was = up_.exchange(any);
-    if (was != any) {
-        if (any)
+    up_.store(any);
+    if (any) {
+        if (logged_ != Logged::up)
             spdlog::warn("redis {}:{} is up", options_.host, options_.port);
-        else if (!stopped_)
-            spdlog::error("redis {}:{} is down: {}", options_.host, options_.port, why);
+        logged_ = Logged::up;
+        logged_why_.clear();
+    } else if (!stopped_ && (logged_ != Logged::down || why != logged_why_)) {
+        spdlog::error("redis {}:{} is down: {}", options_.host, options_.port, why);
+        logged_ = Logged::down;
+        logged_why_ = why;
     }
 }
 

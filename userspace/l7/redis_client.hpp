@@ -5,13 +5,17 @@
 // out breaks its connection (later replies could no longer be matched), so a
 // slow or paused Redis costs each request at most the timeout, never a pile-up.
 // Broken connections are re-made in the background; `up()` says whether the
-// last attempt worked, for the caller's fallback and for metrics.
+// last attempt worked, for the caller's fallback and for metrics. A connection
+// counts as made once Redis has answered on it: AUTH when there is a
+// password, PING otherwise (so a TLS port spoken to in plain TCP, or a Redis
+// that wants a password, is not "up").
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <variant>
 #include <vector>
@@ -86,6 +90,10 @@ private:
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
     std::atomic<std::uint64_t> calls_{0}, failures_{0}, timeouts_{0}, reconnects_{0};
+    // What the log last said (mark()): the first failure is logged too, and a new reason while down.
+    std::mutex mark_mu_;
+    enum class Logged { nothing, up, down } logged_ = Logged::nothing;
+    std::string logged_why_;
 };
 
 // RESP encoding of one command (an array of bulk strings).

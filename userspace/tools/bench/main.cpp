@@ -8,6 +8,7 @@
 
 #include "e2e_bench.hpp"
 #include "l7_lib_bench.hpp"
+#include "l7_redis_bench.hpp"
 #include "policy_bench.hpp"
 #include "xdp_bench.hpp"
 
@@ -66,6 +67,15 @@ int main(int argc, char** argv) {
     l7_cmd->add_option("--seconds", l7.seconds, "per algorithm")->check(CLI::Range(0.1, 60.0));
     l7_cmd->add_flag("--json", l7.json, "print JSON");
 
+    rlgate::bench::L7RedisBenchOptions l7r;
+    auto* l7r_cmd = app.add_subcommand("l7redis", "decisions/s of rlgate-l7's Redis store against one Redis, commands per decision");
+    l7r_cmd->add_option("--redis", l7r.address, "HOST:PORT of a Redis to use (its keys under bench:)")->capture_default_str();
+    l7r_cmd->add_option("--keys", l7r.keys, "distinct keys")->check(CLI::Range(1UL, 10'000'000UL));
+    l7r_cmd->add_option("--concurrency", l7r.concurrency, "decisions in flight")->check(CLI::Range(1U, 4096U));
+    l7r_cmd->add_option("--connections", l7r.connections, "connections to Redis")->check(CLI::Range(1U, 64U));
+    l7r_cmd->add_option("--seconds", l7r.seconds, "per scenario")->check(CLI::Range(0.1, 120.0));
+    l7r_cmd->add_flag("--json", l7r.json, "print JSON");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     try {
@@ -75,6 +85,8 @@ int main(int argc, char** argv) {
             return rlgate::bench::run_e2e_bench(e2e);
         if (l7_cmd->parsed())
             return rlgate::bench::run_l7_lib_bench(l7);
+        if (l7r_cmd->parsed())
+            return rlgate::bench::run_l7_redis_bench(l7r);
         if (scrape_cmd->parsed())
             return rlgate::bench::run_scrape_bench(sc);
         if (autoban_cmd->parsed())
