@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -87,9 +88,9 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     EXPECT_EQ(tag.size(), 4 + 16 + 1U);
     for (const auto& k : call.keys)
         EXPECT_TRUE(k.starts_with(tag)) << k;
-    EXPECT_EQ(call.keys[0], tag + key_digest("free|k:abc") + "|0|gcra:10:60000000000:20");
+    EXPECT_EQ(call.keys[0], tag + key_digest("free|k:abc") + "|0|gcra2:10:60000000000:20");
     EXPECT_EQ(call.keys[1], tag + key_digest("free|k:abc") + "|1|slog:100:3600000000000");
-    EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|tb:5:1000000000:5");
+    EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|tb2:5:1000000000:5");
     for (const auto& k : call.keys)
         EXPECT_EQ(k.find("k:abc"), std::string::npos) << "the API key itself never reaches Redis";
     EXPECT_EQ(key_digest("free|k:abc").size(), 32U);
@@ -143,8 +144,8 @@ TEST(RedisCodec, CalendarWindowsComeFromTheCallersClockAndZone) {
         EXPECT_EQ(a[4], std::to_string(w.start));
         EXPECT_EQ(a[5], std::to_string(w.end));
     }
-    EXPECT_TRUE(call.keys[0].ends_with("|0|fcal:7:minute:UTC")) << call.keys[0];
-    EXPECT_TRUE(call.keys[1].ends_with(berlin ? "|1|fcal:9:day:Europe/Berlin" : "|1|fcal:9:day:UTC")) << call.keys[1];
+    EXPECT_TRUE(call.keys[0].ends_with("|0|fcal2:7:minute:UTC")) << call.keys[0];
+    EXPECT_TRUE(call.keys[1].ends_with(berlin ? "|1|fcal2:9:day:Europe/Berlin" : "|1|fcal2:9:day:UTC")) << call.keys[1];
 }
 
 TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
@@ -659,9 +660,12 @@ TEST_F(RedisScript, EveryWrittenKeyHasATtlAndVanishesAfterIt) {
     std::vector<std::vector<LimitSpec>> specs;
     for (const auto a : kAlgorithms)
         specs.push_back({spec(a, 5, 200 * kMs)});
+    std::vector<std::string> key_names;  // KeyedLimits holds views: the strings must outlive it
+    for (const auto a : kAlgorithms)
+        key_names.push_back(algorithm_name(a));
     std::vector<KeyedLimits> keyed;
     for (std::size_t i = 0; i < specs.size(); ++i)
-        keyed.push_back(KeyedLimits{algorithm_name(kAlgorithms[i]), specs[i]});
+        keyed.push_back(KeyedLimits{key_names[i], specs[i]});
     const auto start = std::chrono::steady_clock::now();
     const auto o = decide(keyed, 2);
     const auto decided = std::chrono::steady_clock::now();
@@ -757,12 +761,20 @@ TEST_F(RedisScript, CalendarWindowsCountPerWindowStart) {
 TEST_F(RedisScript, AClockBehindTheStoredStateGivesNoFreeCapacity) {
     const std::int64_t now = server_now();
     const std::int64_t ahead = now + 5 * kSec;
-    auto state_string = [](std::int64_t a, double tokens, std::uint64_t current, std::int64_t end) {
-        char buf[160];
-        std::snprintf(buf, sizeof buf, "%lld %lld %.17g %llu 0 %lld %lld", static_cast<long long>(a / kSec),
-                      static_cast<long long>(a % kSec), tokens, static_cast<unsigned long long>(current),
-                      static_cast<long long>(end / kSec), static_cast<long long>(end % kSec));
-        return std::string(buf);
+    // The script's state string: little-endian doubles, times as Unix seconds + ns.
+    auto state_string = [](Algorithm a, std::int64_t at, double tokens, std::uint64_t current) {
+        std::vector<double> fields = {static_cast<double>(at / kSec), static_cast<double>(at % kSec)};
+        if (a == Algorithm::token_bucket)
+            fields.push_back(tokens);
+        if (a == Algorithm::sliding_window || a == Algorithm::fixed_window)
+            fields.push_back(static_cast<double>(current));
+        if (a == Algorithm::sliding_window)
+            fields.push_back(0);  // previous
+        std::string out;
+        for (const double f : fields)
+            for (int byte = 0; byte < 8; ++byte)
+                out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(f) >> (8 * byte)) & 0xff));
+        return out;
     };
     for (const auto a : kAlgorithms) {
         const std::vector<LimitSpec> specs = {spec(a, 5, kSec)};
@@ -792,7 +804,7 @@ TEST_F(RedisScript, AClockBehindTheStoredStateGivesNoFreeCapacity) {
             for (int i = 1; i <= 5; ++i)
                 integer(conn_.get(), {"ZADD", name, us, us + ":" + std::to_string(i)});
         } else {
-            text(conn_.get(), {"SET", name, state_string(st.a, st.tokens, st.current, st.a + kSec)});
+            text(conn_.get(), {"SET", name, state_string(a, st.a, st.tokens, st.current)});
         }
         const auto o = decide(keyed, 1);
         const auto v = check(specs[0], st, o.server_ns, 1, false);

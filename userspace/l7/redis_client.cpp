@@ -440,7 +440,7 @@ void RedisClient::mark(bool up, const std::string& why) {
     up_.store(any);
     if (any) {
         if (logged_ != Logged::up)
-            spdlog::warn("redis {}:{} is up", options_.host, options_.port);
+            spdlog::info("redis {}:{} is up", options_.host, options_.port);
         logged_ = Logged::up;
         logged_why_.clear();
     } else if (!stopped_ && (logged_ != Logged::down || why != logged_why_)) {

@@ -14,343 +14,414 @@ namespace {
 // Lua 5.1 (Redis): numbers are doubles, exact for integers below 2^53. Unix
 // ns (~1.7e18) are not, so every time inside is "ns since the second the
 // server's TIME fell in" (NOW < 1e9), and absolute times travel as seconds +
-// ns (state strings, ARGV windows split in the script) or as Unix µs (the
-// sliding log's scores: every entry is a server TIME, a whole µs). Every
-// formula is check()'s, step for step in the same double operations, so the
-// results are the same to the nanosecond for the same instant.
-constexpr std::string_view kScript = R"LUA(-- rlgate decide v1: see userspace/core/ratelimit/redis_script.hpp
+// ns (states, ARGV windows split in the script) or as Unix µs (the sliding
+// log's scores: every entry is a server TIME, a whole µs). Every formula is
+// check()'s, step for step in the same double operations, so the results are
+// the same to the nanosecond for the same instant.
+//
+// Speed: Redis runs the whole chunk on every call, in an interpreter where a
+// VM instruction costs ~50 machine instructions and a C call (math.floor,
+// tonumber ...) ~400, and each redis.call ~10000 (callgrind, Redis 7.0). So:
+// no helper closures or per-limit tables (v1 made ~20 closures and a dozen
+// tables per call, matched every number with string.match, formatted the
+// state with string.format and evaluated every limit twice), numbers coerced
+// by arithmetic (`s + 0`: one strtod, tonumber does two), states packed with
+// struct. What is left for one GCRA limit is mostly Redis's own: the EVALSHA
+// with its 10 arguments, TIME, GET, SET and the 10-integer reply.
+constexpr std::string_view kScript = R"LUA(-- rlgate decide v2: see userspace/core/ratelimit/redis_script.hpp
+-- Written for speed (Lua 5.1 runs every line of this per call): no closure or
+-- table is made on the common path but the reply, every limit's arithmetic is
+-- inline in one loop (pass 1 judges, pass 2 charges; one limit: both at once),
+-- C calls are few (each costs about as much as 8 VM instructions), and states
+-- are packed doubles (struct), cheaper to read and write than decimal text.
 local n = #KEYS
-local STRIDE = 8
-if #ARGV ~= 2 + STRIDE * n then
-  return redis.error_reply('ERR rlgate: expected ' .. (2 + STRIDE * n) .. ' arguments, got ' .. #ARGV)
+if #ARGV ~= 2 + 8 * n then
+  return redis.error_reply('ERR rlgate: expected ' .. (2 + 8 * n) .. ' arguments, got ' .. #ARGV)
 end
-local TB, GCRA, SLOG, SWIN, FWIN, FCAL = 1, 2, 3, 4, 5, 6
-local E9, MAX, MARGIN_MS = 1000000000, 9.2e18, 1000
+local floor, ceil, call = math.floor, math.ceil, redis.call
+local E9, MAX = 1000000000, 9.2e18
 
-local function num(s)
-  if type(s) ~= 'string' or not string.match(s, '^%d+$') then return nil end
-  return tonumber(s)
-end
-local cost = num(ARGV[1])
-if not cost then return redis.error_reply('ERR rlgate: bad cost') end
+-- ARGV numbers are read by arithmetic coercion (one strtod; tonumber takes two): a
+-- non-numeric one is a Lua error, a negative or fractional one (or inf, nan: x % 1
+-- is NaN) an rlgate error. ARGV[2] is read only if a calendar window needs it.
+local cost = ARGV[1] + 0
+if cost < 0 or cost % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad cost') end
 
-local t = redis.call('TIME')
-local now_s, now_us = tonumber(t[1]), tonumber(t[2])
+local t = call('TIME')
+local now_s, now_us = t[1] + 0, t[2] + 0
 local NOW = now_us * 1000                   -- every time below: ns since the second now_s began
 local NOW_US = now_s * 1000000 + now_us     -- Unix us, exact
+if n == 0 then return {1, 0, 0, 0, 0, 0, 0, 0, now_s, now_us} end
 
-local function fmt(x) return string.format('%d', x) end
--- floor(a / b) exactly for integers below 2^53 (a / b alone may round up to the next integer).
-local function floordiv(a, b)
-  local q = math.floor(a / b)
-  local r = a - q * b
-  if r < 0 then q = q - 1 elseif r >= b then q = q + 1 end
-  return q
-end
-local function mod(a, b) return a - floordiv(a, b) * b end
-local function rel(sec, ns) return (sec - now_s) * E9 + ns end
-local function split(r) local q = floordiv(r, E9) return now_s + q, r - q * E9 end
-local function us_rel(us) return (us - now_s * 1000000) * 1000 end
-local function parse_ns(s)  -- decimal Unix ns
-  if not num(s) then return nil end
-  local len = #s
-  if len <= 9 then return rel(0, tonumber(s)) end
-  return rel(tonumber(string.sub(s, 1, len - 9)), tonumber(string.sub(s, len - 8)))
-end
-local CALLER_NOW = parse_ns(ARGV[2])
-if not CALLER_NOW then return redis.error_reply('ERR rlgate: bad calendar time') end
-
--- ns for `units` at limit per period, rounded up, saturating (check()'s ns_for).
-local function ns_for(s, units)
-  local ns = math.ceil(units * s.period / math.max(1, s.limit))
-  if ns >= 9.2e18 then return MAX end
-  return ns
-end
-
--- Start of the window of length L holding now, windows aligned on Unix 0.
-local function aligned_start(L)
-  local m
-  if L % 1000 == 0 then
-    m = mod(NOW_US, L / 1000) * 1000
-  else  -- (now_s * 1e9 + NOW) mod L, doubling and adding below 2^53
-    local a, b, r = mod(now_s, L), mod(E9, L), 0
-    while b > 0 do
-      if b % 2 == 1 then r = mod(r + a, L) end
-      a = mod(a + a, L)
-      b = math.floor(b / 2)
-    end
-    m = mod(r + NOW, L)
-  end
-  return NOW - m
-end
-
-local specs = {}
-for i = 1, n do
-  local b = 2 + (i - 1) * STRIDE
-  local s = {algo = num(ARGV[b + 1]), limit = num(ARGV[b + 2]), period = num(ARGV[b + 3]), cap = num(ARGV[b + 4]),
-             group = num(ARGV[b + 7]), index = num(ARGV[b + 8])}
-  if not (s.algo and s.limit and s.period and s.cap and s.group and s.index) or s.algo < TB or s.algo > FCAL
-     or s.period < 1 then
+local CALLER_NOW                -- the caller's clock (calendar windows only), parsed once
+local raws, ttls, logs          -- per Redis key: state string, its TTL (n > 1); sliding logs
+if n > 1 then raws, ttls = {}, {} end
+local w_raw, w_ttl              -- n == 1: the state to write and its TTL
+local allowed, pass2 = true, false
+local commit = n == 1           -- one limit: judged and charged in one pass
+local bi, b_allowed, b_limit, b_rem, b_reset, b_retry, b_group, b_index
+local i = 1
+while true do
+  local o = (i - 1) * 8 + 2
+  local algo, L, P, C = ARGV[o + 1] + 0, ARGV[o + 2] + 0, ARGV[o + 3] + 0, ARGV[o + 4] + 0
+  local group, index = ARGV[o + 7] + 0, ARGV[o + 8] + 0
+  if algo < 1 or algo > 6 or P < 1 or L < 0 or C < 0 or group < 0 or index < 0
+     or (algo % 1 + L % 1 + P % 1 + C % 1 + group % 1 + index % 1) ~= 0 then
     return redis.error_reply('ERR rlgate: bad limit ' .. i)
   end
-  if s.algo == FCAL then
-    s.wstart, s.wend = parse_ns(ARGV[b + 5]), parse_ns(ARGV[b + 6])
-    if not s.wstart or not s.wend or s.wend <= s.wstart then
-      return redis.error_reply('ERR rlgate: bad calendar window ' .. i)
+  local L1 = L < 1 and 1 or L   -- ns_for(u) = ceil(u * P / L1), saturated at MAX
+  local key = KEYS[i]
+  local v_allowed, v_limit, v_rem, v_reset, v_retry
+  if algo == 3 then
+    -- Sliding log, a sorted set (score: admission time in Unix us, member "<us>:<n>").
+    -- Entries (Unix us) at or before `cut` have left the log; admitted units
+    -- wait in `pending` until every limit has admitted.
+    if not logs then logs = {} end
+    local st = logs[key]
+    if not st then
+      local r = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
+      local top = r[2] and r[2] + 0 or nil  -- the newest entry, Unix us
+      st = {back = top, top = top, pending = 0}  -- back: the newest once charged
+      logs[key] = st
     end
-  end
-  specs[i] = s
-end
-
--- State, read once per key: a string for all but the sliding log.
-local states = {}
-local function scalar_state(key)
-  local st = states[key]
-  if st then return st end
-  st = {started = false, a = 0, tokens = 0, current = 0, previous = 0, e = 0}
-  local v = redis.call('GET', key)
-  if v then
-    local a_s, a_n, tk, cu, pr, e_s, e_n =
-      string.match(v, '^(%-?%d+) (%d+) (%S+) (%d+) (%d+) (%-?%d+) (%d+)$')
-    if a_s and tonumber(tk) then  -- anything else is garbage: start afresh
-      st.started = true
-      st.a = rel(tonumber(a_s), tonumber(a_n))
-      st.tokens, st.current, st.previous = tonumber(tk), tonumber(cu), tonumber(pr)
-      st.e = rel(tonumber(e_s), tonumber(e_n))
+    local newest = st.back and math.max(NOW_US, st.back) or NOW_US
+    local cut = newest - ceil(P / 1000)
+    if st.cut ~= cut then
+      st.cut = cut
+      st.stored = call('ZCOUNT', key, '(' .. string.format('%d', cut), '+inf')
     end
-  end
-  states[key] = st
-  return st
-end
-local function log_state(key)
-  local st = states[key]
-  if st then return st end
-  local r = redis.call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
-  st = {log = true, back = r[2] and tonumber(r[2]) or nil, pending = 0}  -- back: newest entry, Unix us
-  states[key] = st
-  return st
-end
-
-local function token_bucket(s, st, commit)
-  local cap = s.cap
-  local tokens = st.started and st.tokens or cap
-  local last = st.started and st.a or NOW
-  if NOW > last then
-    tokens = math.min(cap, tokens + (NOW - last) * s.limit / s.period)
-    last = NOW
-  end
-  local v = {limit = cap}
-  v.allowed = cost <= tokens and cost <= cap
-  local left = v.allowed and tokens - cost or tokens
-  v.remaining = math.floor(left)
-  v.reset = ns_for(s, cap - left)
-  v.retry = v.allowed and 0 or (cost > cap and v.reset or ns_for(s, cost - tokens))
-  if commit and v.allowed then
-    st.tokens, st.a, st.started = left, last, true
-  end
-  return v
-end
-
-local function gcra(s, st, commit)
-  local interval = ns_for(s, 1)
-  local tolerance = ns_for(s, s.cap)
-  local tat = st.started and math.max(st.a, NOW) or NOW
-  local increment = ns_for(s, cost)
-  local new_tat = math.min(MAX, tat + increment)
-  local v = {limit = s.cap}
-  local allow_at = new_tat - tolerance
-  v.allowed = cost <= s.cap and allow_at <= NOW
-  local used_until = v.allowed and new_tat or tat
-  local slack = tolerance - (used_until - NOW)
-  v.remaining = (slack <= 0 or interval <= 0) and 0 or floordiv(slack, interval)
-  v.reset = math.max(0, used_until - NOW)
-  v.retry = v.allowed and 0 or (cost > s.cap and v.reset or math.max(0, allow_at - NOW))
-  if commit and v.allowed then
-    st.a, st.started = new_tat, true
-  end
-  return v
-end
-
-local function fixed_window(s, st, commit)
-  local start, length
-  if s.algo == FCAL then
-    start, length = s.wstart, s.wend - s.wstart
-  else
-    length = s.period
-    start = aligned_start(length)
-  end
-  local newer = st.started and st.a > start  -- a clock behind ours (or stepped back): stay in the newer window
-  local count = (st.started and st.a >= start) and st.current or 0
-  local window_start = newer and st.a or start
-  local window_end
-  if s.algo == FCAL then window_end = newer and st.e or s.wend else window_end = window_start + length end
-  local v = {limit = s.limit}
-  v.allowed = count + cost <= s.limit and cost <= s.limit
-  local used = v.allowed and count + cost or count
-  v.remaining = s.limit - math.min(s.limit, used)
-  v.reset = math.max(0, window_end - (s.algo == FCAL and CALLER_NOW or NOW))
-  v.retry = v.allowed and 0 or v.reset
-  if commit and v.allowed then
-    st.a, st.current, st.e, st.started = window_start, used, window_end, true
-  end
-  return v
-end
-
-local function sliding_window(s, st, commit)
-  local length = s.period
-  local start = aligned_start(length)
-  local current, previous = 0, 0
-  if st.started then
-    if st.a > start then start = st.a end
-    if st.a == start then
-      current, previous = st.current, st.previous
-    elseif st.a == start - length then
-      previous = st.current
-    end
-  end
-  local elapsed = math.max(0, NOW - start) / length
-  local weighted = previous * (1.0 - math.min(1.0, elapsed)) + current
-  local v = {limit = s.limit}
-  v.allowed = weighted + cost <= s.limit and cost <= s.limit
-  local used = v.allowed and weighted + cost or weighted
-  v.remaining = math.max(0, math.floor(s.limit - used))
-  v.reset = math.max(0, start + 2 * length - NOW)
-  v.retry = 0
-  if not v.allowed then
-    if cost > s.limit then
-      v.retry = v.reset
-    elseif current + cost <= s.limit then
-      local excess = weighted + cost - s.limit
-      v.retry = math.max(1, math.ceil(excess / previous * length))
+    local count = st.stored + st.pending
+    local back = nil
+    if st.pending > 0 then back = newest elseif st.back and st.back > cut then back = st.back end
+    v_limit = L
+    v_allowed = count + cost <= L
+    local used = v_allowed and count + cost or count
+    v_rem = L - math.min(L, used)
+    if count == 0 and not v_allowed then
+      v_reset = 0
     else
-      local share = (current + cost - s.limit) / current
-      v.retry = (start + length - NOW) + math.ceil(share * length)
+      v_reset = math.max(0, (((v_allowed or count == 0) and newest or back) - now_s * 1000000) * 1000 + P - NOW)
     end
-  end
-  if commit and v.allowed then
-    st.a, st.current, st.previous, st.started = start, current + cost, previous, true
-  end
-  return v
-end
-
--- Entries (Unix us) at or before `cut` have left the log; admitted units
--- wait in `pending` until every limit has admitted.
-local function sliding_log(s, key, st, commit)
-  local L = s.period
-  local newest = st.back and math.max(NOW_US, st.back) or NOW_US
-  local cut = newest - math.ceil(L / 1000)
-  if st.cut ~= cut then
-    st.cut = cut
-    st.stored = redis.call('ZCOUNT', key, '(' .. fmt(cut), '+inf')
-  end
-  local n = st.stored + st.pending
-  local back = nil
-  if st.pending > 0 then back = newest elseif st.back and st.back > cut then back = st.back end
-  local v = {limit = s.limit}
-  v.allowed = n + cost <= s.limit
-  local used = v.allowed and n + cost or n
-  v.remaining = s.limit - math.min(s.limit, used)
-  if n == 0 and not v.allowed then
-    v.reset = 0
-  else
-    v.reset = math.max(0, us_rel((v.allowed or n == 0) and newest or back) + L - NOW)
-  end
-  v.retry = 0
-  if not v.allowed then
-    if cost > s.limit then
-      v.retry = math.max(0, v.reset)
-    else
-      local idx = n + cost - s.limit - 1  -- the entry, oldest first, whose expiry makes room
-      local at = newest
-      if idx < st.stored then
-        local expired = redis.call('ZCOUNT', key, '-inf', fmt(cut))
-        local r = redis.call('ZRANGE', key, fmt(expired + idx), fmt(expired + idx), 'WITHSCORES')
-        at = tonumber(r[2])
-      end
-      v.retry = math.max(1, us_rel(at) + L - NOW)
-    end
-  end
-  if commit and v.allowed then
-    st.pending, st.back = st.pending + cost, newest
-  end
-  return v
-end
-
-local function check(i, commit)
-  local s, key = specs[i], KEYS[i]
-  if s.algo == SLOG then return sliding_log(s, key, log_state(key), commit) end
-  local st = scalar_state(key)
-  if s.algo == TB then return token_bucket(s, st, commit) end
-  if s.algo == GCRA then return gcra(s, st, commit) end
-  if s.algo == SWIN then return sliding_window(s, st, commit) end
-  return fixed_window(s, st, commit)
-end
-
--- Denied: the one that makes the client wait longest; allowed: least left, then latest reset.
-local function tighter(v, than)
-  if not v.allowed then return than.allowed or v.retry > than.retry end
-  return than.allowed and (v.remaining < than.remaining or (v.remaining == than.remaining and v.reset > than.reset))
-end
-
-if n == 0 then return {1, 0, 0, 0, 0, 0, 0, 0, now_s, now_us} end
-local allowed, best, bi = true, nil, 1
-for i = 1, n do
-  local v = check(i, false)
-  if best == nil or tighter(v, best) then best, bi = v, i end
-  allowed = allowed and v.allowed
-end
-
--- Until this state could not be told from a fresh key, rounded up to ms, plus a margin.
-local function px(ns)
-  local ms = math.ceil(math.max(0, ns) / 1000000) + MARGIN_MS
-  return fmt(math.min(ms, 1e13))
-end
-if allowed then
-  for i = 1, n do check(i, true) end
-  local written = {}
-  for i = 1, n do
-    local s, key = specs[i], KEYS[i]
-    local st = states[key]
-    if not written[key] then
-      written[key] = true
-      if st.log then
-        local newest = st.back and math.max(NOW_US, st.back) or NOW_US
-        redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(newest - math.ceil(s.period / 1000)))
-        if st.pending > 0 then
-          local score = fmt(newest)
-          local base = redis.call('ZCOUNT', key, score, score)  -- members "<us>:1".."<us>:base" exist
-          local args = {'ZADD', key}
-          for k = 1, st.pending do
-            args[#args + 1] = score
-            args[#args + 1] = score .. ':' .. fmt(base + k)
-            if #args >= 1026 then redis.call(unpack(args)) args = {'ZADD', key} end
-          end
-          if #args > 2 then redis.call(unpack(args)) end
+    v_retry = 0
+    if not v_allowed then
+      if cost > L then
+        v_retry = math.max(0, v_reset)
+      else
+        local idx = count + cost - L - 1  -- the entry, oldest first, whose expiry makes room
+        local at = newest
+        if idx < st.stored then
+          local expired = call('ZCOUNT', key, '-inf', string.format('%d', cut))
+          local r = call('ZRANGE', key, string.format('%d', expired + idx), string.format('%d', expired + idx), 'WITHSCORES')
+          at = r[2] + 0
         end
-        redis.call('PEXPIRE', key, px(us_rel(newest) + s.period - NOW))
-      elseif st.started then
-        local ttl
-        if s.algo == TB then ttl = math.max(0, st.a - NOW) + ns_for(s, s.cap - st.tokens)
-        elseif s.algo == GCRA then ttl = st.a - NOW
-        elseif s.algo == SWIN then ttl = st.a + 2 * s.period - NOW
-        elseif s.algo == FWIN then ttl = st.e - NOW
-        else ttl = math.max(st.e - NOW, st.e - CALLER_NOW) end
-        local a_s, a_n = split(st.a)
-        local e_s, e_n = split(st.e)
-        redis.call('SET', key, string.format('%d %d %.17g %d %d %d %d', a_s, a_n, st.tokens, st.current,
-                   st.previous, e_s, e_n), 'PX', px(ttl))
+        v_retry = math.max(1, (at - now_s * 1000000) * 1000 + P - NOW)
+      end
+    end
+    if commit and v_allowed then
+      st.pending, st.back = st.pending + cost, newest
+    end
+  else
+    -- Every other algorithm: a string of little-endian doubles, times as Unix
+    -- seconds + ns (a: last refill / TAT / window start, e: calendar window end):
+    --   token bucket a_s a_n tokens   GCRA a_s a_n   sliding window a_s a_n current previous
+    --   fixed window a_s a_n current   calendar window a_s a_n current e_s e_n
+    local raw
+    if n == 1 then
+      raw = call('GET', key)
+    else
+      raw = raws[key]
+      if raw == nil then
+        raw = call('GET', key)
+        raws[key] = raw
+      end
+    end
+    local started, a, tk, cu, pr, e = false, 0, 0, 0, 0, 0
+    if raw then  -- a string of another length is garbage: start afresh
+      local len, a_s, a_n, e_s, e_n = #raw
+      if algo == 2 then
+        if len == 16 then a_s, a_n = struct.unpack('<dd', raw) end
+      elseif algo == 1 then
+        if len == 24 then a_s, a_n, tk = struct.unpack('<ddd', raw) end
+      elseif algo == 4 then
+        if len == 32 then a_s, a_n, cu, pr = struct.unpack('<dddd', raw) end
+      elseif algo == 5 then
+        if len == 24 then a_s, a_n, cu = struct.unpack('<ddd', raw) end
+      elseif len == 40 then
+        a_s, a_n, cu, e_s, e_n = struct.unpack('<ddddd', raw)
+        e = (e_s - now_s) * E9 + e_n
+      end
+      if a_s and a_n >= 0 and a_n < E9 then
+        started, a = true, (a_s - now_s) * E9 + a_n
+      end
+    end
+
+    local start, length, wend  -- windows
+    if algo >= 4 then
+      if algo == 6 then
+        -- Calendar window [start, end) from the caller, decimal Unix ns, split so it stays exact.
+        local function parse_ns(s)
+          if not string.find(s, '^%d+$') then return nil end
+          local len = #s
+          if len <= 9 then return (0 - now_s) * E9 + s end
+          return (string.sub(s, 1, len - 9) - now_s) * E9 + string.sub(s, len - 8)
+        end
+        if not CALLER_NOW then
+          CALLER_NOW = parse_ns(ARGV[2])
+          if not CALLER_NOW then return redis.error_reply('ERR rlgate: bad calendar time') end
+        end
+        local ws, we = parse_ns(ARGV[o + 5]), parse_ns(ARGV[o + 6])
+        if not ws or not we or we <= ws then
+          return redis.error_reply('ERR rlgate: bad calendar window ' .. i)
+        end
+        start, length, wend = ws, we - ws, we
+      else
+        -- Start of the window of length P holding now, windows aligned on Unix 0.
+        length = P
+        local m
+        if P % 1000 == 0 then
+          local d = P / 1000
+          local q = floor(NOW_US / d)
+          m = NOW_US - q * d  -- exact floor modulo for integers below 2^53
+          if m < 0 then m = m + d elseif m >= d then m = m - d end
+          m = m * 1000
+        else  -- (now_s * 1e9 + NOW) mod P, doubling and adding below 2^53
+          local function mod(A, B)
+            local r = A - floor(A / B) * B
+            if r < 0 then r = r + B elseif r >= B then r = r - B end
+            return r
+          end
+          local u, b, r = mod(now_s, P), mod(E9, P), 0
+          while b > 0 do
+            if b % 2 == 1 then r = mod(r + u, P) end
+            u = mod(u + u, P)
+            b = floor(b / 2)
+          end
+          m = mod(r + NOW, P)
+        end
+        start = NOW - m
+      end
+    end
+
+    -- Each algorithm: check()'s arithmetic, step for step. The state after a
+    -- charge goes to a2 (a), v2 (tokens or current), e (end), with its TTL:
+    -- the time until it could not be told from a fresh key.
+    local a2, v2, ttl
+    if algo == 2 then  -- GCRA
+      local interval = ceil(P / L1)
+      if interval >= MAX then interval = MAX end
+      local tolerance = ceil(C * P / L1)
+      if tolerance >= MAX then tolerance = MAX end
+      local tat = NOW
+      if started and a > NOW then tat = a end
+      local inc = ceil(cost * P / L1)
+      if inc >= MAX then inc = MAX end
+      local new_tat = tat + inc
+      if new_tat > MAX then new_tat = MAX end
+      local allow_at = new_tat - tolerance
+      v_limit = C
+      v_allowed = cost <= C and allow_at <= NOW
+      local used_until = v_allowed and new_tat or tat
+      local slack = tolerance - (used_until - NOW)
+      if slack <= 0 or interval <= 0 then
+        v_rem = 0
+      else  -- floor(slack / interval), exactly
+        local q = floor(slack / interval)
+        local r = slack - q * interval
+        if r < 0 then q = q - 1 elseif r >= interval then q = q + 1 end
+        v_rem = q
+      end
+      v_reset = used_until - NOW
+      if v_reset < 0 then v_reset = 0 end
+      v_retry = 0
+      if not v_allowed then
+        if cost > C then v_retry = v_reset else v_retry = allow_at - NOW if v_retry < 0 then v_retry = 0 end end
+      end
+      a2, ttl = new_tat, new_tat - NOW
+    elseif algo == 1 then  -- token bucket
+      local tokens, last = C, NOW
+      if started then tokens, last = tk, a end
+      if NOW > last then
+        tokens = tokens + (NOW - last) * L / P
+        if not (tokens < C) then tokens = C end
+        last = NOW
+      end
+      v_limit = C
+      v_allowed = cost <= tokens and cost <= C
+      local left = v_allowed and tokens - cost or tokens
+      v_rem = floor(left)
+      v_reset = ceil((C - left) * P / L1)
+      if v_reset >= MAX then v_reset = MAX end
+      v_retry = 0
+      if not v_allowed then
+        if cost > C then
+          v_retry = v_reset
+        else
+          v_retry = ceil((cost - tokens) * P / L1)
+          if v_retry >= MAX then v_retry = MAX end
+        end
+      end
+      a2, v2 = last, left
+      ttl = last - NOW
+      if ttl < 0 then ttl = 0 end
+      ttl = ttl + v_reset
+    elseif algo == 4 then  -- sliding window
+      local current, previous = 0, 0
+      if started then
+        if a > start then start = a end
+        if a == start then
+          current, previous = cu, pr
+        elseif a == start - length then
+          previous = cu
+        end
+      end
+      local elapsed = NOW - start
+      if elapsed < 0 then elapsed = 0 end
+      elapsed = elapsed / length
+      if not (elapsed < 1.0) then elapsed = 1.0 end
+      local weighted = previous * (1.0 - elapsed) + current
+      v_limit = L
+      v_allowed = weighted + cost <= L and cost <= L
+      local used = v_allowed and weighted + cost or weighted
+      v_rem = floor(L - used)
+      if not (v_rem > 0) then v_rem = 0 end
+      v_reset = start + 2 * length - NOW
+      if v_reset < 0 then v_reset = 0 end
+      v_retry = 0
+      if not v_allowed then
+        if cost > L then
+          v_retry = v_reset
+        elseif current + cost <= L then
+          local excess = weighted + cost - L
+          v_retry = ceil(excess / previous * length)
+          if not (v_retry > 1) then v_retry = 1 end
+        else
+          local share = (current + cost - L) / current
+          v_retry = (start + length - NOW) + ceil(share * length)
+        end
+      end
+      a2, v2, ttl = start, current + cost, start + 2 * length - NOW
+      pr = previous
+    else  -- fixed window (5), calendar window (6)
+      local newer = started and a > start  -- a clock behind ours (or stepped back): stay in the newer window
+      local count = (started and a >= start) and cu or 0
+      local window_start = newer and a or start
+      local window_end
+      if algo == 6 then
+        if newer then window_end = e else window_end = wend end
+      else
+        window_end = window_start + length
+      end
+      v_limit = L
+      v_allowed = count + cost <= L and cost <= L
+      local used = v_allowed and count + cost or count
+      v_rem = L - math.min(L, used)
+      v_reset = window_end - (algo == 6 and CALLER_NOW or NOW)
+      if v_reset < 0 then v_reset = 0 end
+      v_retry = v_allowed and 0 or v_reset
+      a2, v2, e, ttl = window_start, used, window_end, window_end - NOW
+      if algo == 6 and window_end - CALLER_NOW > ttl then ttl = window_end - CALLER_NOW end
+    end
+
+    if commit and v_allowed then
+      local q = floor(a2 / E9)  -- a2 as Unix seconds + ns
+      local r = a2 - q * E9
+      if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
+      local a_s, a_n = now_s + q, a2 - q * E9
+      local new
+      if algo == 2 then
+        new = struct.pack('<dd', a_s, a_n)
+      elseif algo == 1 or algo == 5 then
+        new = struct.pack('<ddd', a_s, a_n, v2)
+      elseif algo == 4 then
+        new = struct.pack('<dddd', a_s, a_n, v2, pr)
+      else
+        q = floor(e / E9)
+        r = e - q * E9
+        if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
+        new = struct.pack('<ddddd', a_s, a_n, v2, now_s + q, e - q * E9)
+      end
+      if n == 1 then
+        w_raw, w_ttl = new, ttl
+      else
+        raws[key], ttls[key] = new, ttl
+      end
+    end
+  end
+
+  if not pass2 then
+    -- Denied: the one that makes the client wait longest; allowed: least left, then latest reset.
+    local tighter
+    if not bi then
+      tighter = true
+    elseif not v_allowed then
+      tighter = b_allowed or v_retry > b_retry
+    else
+      tighter = b_allowed and (v_rem < b_rem or (v_rem == b_rem and v_reset > b_reset))
+    end
+    if tighter then
+      bi, b_allowed, b_limit, b_rem, b_reset, b_retry, b_group, b_index =
+        i, v_allowed, v_limit, v_rem, v_reset, v_retry, group, index
+    end
+    allowed = allowed and v_allowed
+  end
+  i = i + 1
+  if i > n then
+    if commit or not allowed then break end
+    i, pass2, commit = 1, true, true  -- every limit admits: charge them all, in order
+  end
+end
+
+if allowed then
+  if n == 1 and not logs then
+    -- TTL rounded up to ms, plus a margin (see kTtlMarginMs).
+    local ms = ceil((w_ttl > 0 and w_ttl or 0) / 1000000) + 1000
+    if ms > 1e13 then ms = 1e13 end
+    call('SET', KEYS[1], w_raw, 'PX', string.format('%d', ms))
+  else
+    local written = {}
+    for i = 1, n do
+      local key = KEYS[i]
+      if not written[key] then
+        written[key] = true
+        local st, ttl = logs and logs[key], nil
+        if st then
+          local P = ARGV[(i - 1) * 8 + 5] + 0
+          local newest = st.back and math.max(NOW_US, st.back) or NOW_US
+          call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', newest - ceil(P / 1000)))
+          if st.pending > 0 then
+            local score = string.format('%d', newest)
+            local base = 0  -- members "<us>:1".."<us>:base" exist: only if the log's newest is at `newest`
+            if st.top and st.top >= newest then base = call('ZCOUNT', key, score, score) end
+            local args = {'ZADD', key}
+            for k = 1, st.pending do
+              args[#args + 1] = score
+              args[#args + 1] = score .. ':' .. string.format('%d', base + k)
+              if #args >= 1026 then call(unpack(args)) args = {'ZADD', key} end
+            end
+            if #args > 2 then call(unpack(args)) end
+          end
+          ttl = (newest - now_s * 1000000) * 1000 + P - NOW
+        else
+          ttl = n == 1 and w_ttl or ttls[key]
+        end
+        local ms = ceil((ttl > 0 and ttl or 0) / 1000000) + 1000
+        if ms > 1e13 then ms = 1e13 end
+        if st then
+          call('PEXPIRE', key, string.format('%d', ms))
+        else
+          call('SET', key, n == 1 and w_raw or raws[key], 'PX', string.format('%d', ms))
+        end
       end
     end
   end
 end
 
-local function int(x)
-  if x ~= x or x < 0 then return 0 end
-  return math.floor(math.min(x, MAX))
-end
-local s = specs[bi]
-return {allowed and 1 or 0, bi - 1, s.group, s.index, int(best.limit), int(best.remaining), int(best.reset),
-        int(best.retry), now_s, now_us}
+-- Integers in the reply: 0 for NaN and below, MAX ("never") and above, else whole.
+if not (b_limit >= 0) then b_limit = 0 elseif b_limit >= MAX then b_limit = MAX elseif b_limit % 1 ~= 0 then b_limit = floor(b_limit) end
+if not (b_rem >= 0) then b_rem = 0 elseif b_rem >= MAX then b_rem = MAX elseif b_rem % 1 ~= 0 then b_rem = floor(b_rem) end
+if not (b_reset >= 0) then b_reset = 0 elseif b_reset >= MAX then b_reset = MAX elseif b_reset % 1 ~= 0 then b_reset = floor(b_reset) end
+if not (b_retry >= 0) then b_retry = 0 elseif b_retry >= MAX then b_retry = MAX elseif b_retry % 1 ~= 0 then b_retry = floor(b_retry) end
+return {allowed and 1 or 0, bi - 1, b_group, b_index, b_limit, b_rem, b_reset, b_retry, now_s, now_us}
 )LUA";
 
 constexpr std::uint64_t fnv1a64(std::string_view s) {
@@ -396,18 +467,18 @@ std::string shape(const LimitSpec& s) {
     const std::uint64_t capacity = s.burst ? s.burst : s.limit;
     const std::string rate = std::to_string(s.limit) + ":" + std::to_string(s.period_ns);
     switch (s.algorithm) {
-    case Algorithm::token_bucket: return "tb:" + rate + ":" + std::to_string(capacity);
-    case Algorithm::gcra: return "gcra:" + rate + ":" + std::to_string(capacity);
+    case Algorithm::token_bucket: return "tb2:" + rate + ":" + std::to_string(capacity);
+    case Algorithm::gcra: return "gcra2:" + rate + ":" + std::to_string(capacity);
     case Algorithm::sliding_log: return "slog:" + rate;
-    case Algorithm::sliding_window: return "swin:" + rate;
+    case Algorithm::sliding_window: return "swin2:" + rate;
     case Algorithm::fixed_window: break;
     }
     if (s.calendar == Calendar::none)
-        return "fwin:" + rate;
+        return "fwin2:" + rate;
     std::string zone = s.zone ? s.zone->name() : "UTC";
     std::replace(zone.begin(), zone.end(), '|', '_');  // '|' separates the name's parts
     const char* unit = s.calendar == Calendar::minute ? "minute" : s.calendar == Calendar::hour ? "hour" : "day";
-    return "fcal:" + std::to_string(s.limit) + ":" + unit + ":" + zone;
+    return "fcal2:" + std::to_string(s.limit) + ":" + unit + ":" + zone;
 }
 
 std::string unix_ns_arg(std::int64_t ns) { return std::to_string(std::max<std::int64_t>(0, ns)); }

@@ -14,9 +14,13 @@
 //  - One Redis key per limit of each key (KEYS[i] for limit i of the
 //    flattened list). Sliding logs are sorted sets (score: admission time in
 //    Unix µs, member "<µs>:<n>", one per unit); every other algorithm keeps
-//    a string "<a_s> <a_ns> <tokens> <current> <previous> <end_s> <end_ns>"
+//    a string of little-endian IEEE doubles (Lua's struct.pack "<d..."):
+//      token bucket   a_s a_ns tokens        GCRA            a_s a_ns
+//      sliding window a_s a_ns current previous
+//      fixed window   a_s a_ns current       calendar window a_s a_ns current end_s end_ns
 //    (a: last refill / TAT / window start, end: calendar window end, as Unix
 //    seconds + nanoseconds so no time passes through a double above 2^53).
+//    A string of any other length is taken for a fresh key.
 //  - Every written key gets a TTL (PX / PEXPIRE) of the time after which its
 //    state is indistinguishable from a fresh key, rounded up to ms, plus
 //    kTtlMarginMs: token bucket until full, GCRA until TAT, sliding log until
@@ -90,14 +94,19 @@ struct Call {
 // key's own bytes cannot move it to another slot; a prefix holding "{...}"
 // would, and must not be used). shape: the state's meaning, so a changed
 // limit starts on fresh keys instead of misreading old state:
-//   tb:<limit>:<period_ns>:<capacity>  gcra:<limit>:<period_ns>:<capacity>
-//   slog:<limit>:<period_ns>  swin:<limit>:<period_ns>  fwin:<limit>:<period_ns>
-//   fcal:<limit>:<minute|hour|day>:<zone name, or UTC>
+//   tb2:<limit>:<period_ns>:<capacity>  gcra2:<limit>:<period_ns>:<capacity>
+//   slog:<limit>:<period_ns>  swin2:<limit>:<period_ns>  fwin2:<limit>:<period_ns>
+//   fcal2:<limit>:<minute|hour|day>:<zone name, or UTC>
+// (the 2: the packed state of script v2; v1 kept decimal text under the names
+// without it, which v2 thus never reads. Sliding logs did not change.)
 // ARGV: [1] cost, [2] unix_ns_for_calendars (decimal ns, clamped at 0), then
 // per limit kArgsPerLimit: algorithm code (1 token bucket, 2 GCRA, 3 sliding
 // log, 4 sliding window, 5 fixed window, 6 calendar fixed window), limit,
 // period_ns, capacity (burst, or limit when burst is 0), window start and
 // end (Unix ns, calendar only, else 0), group, index within the group.
+// Numbers are decimal integers; the script reads them by Lua's arithmetic
+// coercion, so a non-numeric one fails as a Lua error, a negative or fractional
+// one as "ERR rlgate: bad ..."; [2] is read only for a calendar window.
 // 32 hex digits (two SipHash-1-3 of `key`): how a key appears in Redis key names.
 std::string key_digest(std::string_view key);
 
