@@ -35,7 +35,7 @@ json redis_config(const RedisServer& redis, const std::string& on_failure, unsig
               {"redis",
                {{"address", "127.0.0.1:" + std::to_string(redis.port())},
                 {"timeout", "50ms"},
-                {"connect_timeout", "100ms"},
+                {"connect_timeout", "1s"},  // a TLS handshake loading the system CAs under ASan takes > 100 ms
                 {"on_failure", on_failure},
                 {"fleet_size", fleet},
                 {"prefix", "t:"}}}}}};
