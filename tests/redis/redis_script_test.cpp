@@ -397,8 +397,8 @@ protected:
 
     // One decision by EVALSHA on `c` (default: the fixture's connection).
     static Outcome decide_on(redisContext* c, std::span<const KeyedLimits> keyed, std::uint64_t cost,
-                             std::int64_t calendar_ns = 0, Tagging tagging = Tagging::first_key) {
-        const Call call = build_call(keyed, cost, "t:", calendar_ns, tagging);
+                             std::int64_t calendar_ns = 0, Tagging tagging = Tagging::first_key, bool dry_run = false) {
+        const Call call = build_call(keyed, cost, "t:", calendar_ns, tagging, dry_run);
         std::vector<std::string> args = {"EVALSHA", script_sha1(), std::to_string(call.keys.size())};
         args.insert(args.end(), call.keys.begin(), call.keys.end());
         args.insert(args.end(), call.args.begin(), call.args.end());
@@ -468,6 +468,39 @@ TEST_F(RedisScript, ScriptLoadGivesOurShaAndBadArgumentsAreAnError) {
 }
 
 class RedisEveryAlgorithm : public RedisScript, public ::testing::WithParamInterface<Algorithm> {};
+
+// A dry run (Redis Cluster's first phase across slots) judges like the real
+// decision but writes nothing: no key appears, the burst stays whole.
+TEST_P(RedisEveryAlgorithm, ADryRunJudgesAndWritesNothing) {
+    const auto a = GetParam();
+    const std::vector<LimitSpec> one = {spec(a, 3, 10'000 * kMs)}, two = {spec(a, 5, 10'000 * kMs), spec(a, 4, 20'000 * kMs)};
+    for (const auto* specs : {&one, &two}) {
+        const std::string key = "dry" + std::to_string(specs->size());
+        const std::array keyed = {KeyedLimits{key, *specs}};
+        if (is_window(a))
+            avoid_window_end(10'000 * kMs, 500 * kMs);
+        std::optional<Decision> first_dry;
+        for (int i = 0; i < 5; ++i) {
+            const auto dry = decide_on(conn_.get(), keyed, 2, 0, Tagging::first_key, true);
+            EXPECT_TRUE(dry.decision.allowed);
+            if (first_dry) {  // nothing was charged: the same answer every time
+                EXPECT_EQ(dry.decision.tightest.remaining, first_dry->tightest.remaining);
+            }
+            first_dry = dry.decision;
+        }
+        for (const auto& k : keys_of(keyed))
+            EXPECT_EQ(exists(k), 0) << k;
+        const auto real = decide(keyed, 2);
+        EXPECT_TRUE(real.decision.allowed);
+        EXPECT_EQ(real.decision.tightest.remaining, first_dry->tightest.remaining);
+        EXPECT_EQ(real.decision.tightest_index, first_dry->tightest_index);
+        const auto dry_after = decide_on(conn_.get(), keyed, 2, 0, Tagging::first_key, true);
+        const auto real_after = decide(keyed, 2);
+        EXPECT_EQ(dry_after.decision.allowed, real_after.decision.allowed);
+        EXPECT_EQ(dry_after.decision.tightest_index, real_after.decision.tightest_index);
+        EXPECT_EQ(dry_after.decision.tightest.remaining, real_after.decision.tightest.remaining);
+    }
+}
 
 TEST_P(RedisEveryAlgorithm, AdmitsTheBurstThenRefusesThenRefills) {
     const auto a = GetParam();

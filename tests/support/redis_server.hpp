@@ -31,6 +31,7 @@ struct RedisServerOptions {
     std::vector<std::string> args;  // appended to redis-server's command line, e.g. {"--requirepass", "pw"}
     std::string cli_password;       // redis-cli authenticates with it (as the default user)
     bool tls = false;               // TLS only: --port 0 --tls-port <port>, server certificate from ca_file()
+    std::uint16_t port = 0;         // 0: a free one
 };
 
 // A word for /bin/sh, quoted.
@@ -43,7 +44,8 @@ inline std::string sh_quote(const std::string& s) {
 
 class RedisServer {
 public:
-    explicit RedisServer(RedisServerOptions options = {}) : options_(std::move(options)), port_(free_port()) {
+    explicit RedisServer(RedisServerOptions options = {})
+        : options_(std::move(options)), port_(options_.port ? options_.port : free_port()) {
         dir_ = std::filesystem::temp_directory_path() / ("rlgate-redis-" + std::to_string(getpid()) + "-" + std::to_string(port_));
         std::filesystem::create_directories(dir_);
         using std::filesystem::perms;

@@ -2,6 +2,7 @@
 #include "l7/redis_store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "core/ratelimit/redis_script.hpp"
@@ -11,6 +12,12 @@ namespace rlgate::l7 {
 namespace {
 
 constexpr std::size_t kMaxCachedRefusals = 100'000;
+
+using redis::RedisClient;
+using redis::RedisOptions;
+using redis::RedisReply;
+using redis::RedisResult;
+using redis::RedisCallFailed;
 
 RedisOptions client_options(const RedisStoreSettings& s) {
     return RedisOptions{.host = s.host,
@@ -42,58 +49,159 @@ std::optional<std::vector<long long>> integers(const RedisReply& r) {
 }  // namespace
 
 RedisStore::RedisStore(boost::asio::io_context& io, const RedisStoreSettings& settings, std::size_t local_max_keys)
-    : settings_(settings),
-      client_(io, client_options(settings)),
-      sha_(ratelimit::redis::script_sha1()),
-      local_(local_max_keys) {}
+    : settings_(settings), sha_(ratelimit::redis::script_sha1()), local_(local_max_keys) {
+    if (settings_.cluster)
+        cluster_ = std::make_shared<redis::RedisCluster>(io, client_options(settings_), settings_.seeds);
+    else
+        single_ = std::make_unique<RedisClient>(io, client_options(settings_));
+}
 
-boost::asio::awaitable<ratelimit::Decision> RedisStore::decide(
-    std::span<const ratelimit::MemoryStore::KeyedLimits> keyed, std::uint64_t cost, std::int64_t now_ns,
-    std::int64_t unix_ns) {
+RedisStore::~RedisStore() { stop(); }
+
+void RedisStore::start() {
+    if (cluster_)
+        cluster_->start();
+    else
+        single_->start();
+}
+
+void RedisStore::stop() {
+    if (cluster_)
+        cluster_->stop();
+    else
+        single_->stop();
+}
+
+boost::asio::awaitable<RedisResult> RedisStore::call(std::uint16_t slot, std::vector<std::string> args) {
+    if (cluster_) {
+        RedisResult r = co_await cluster_->call(slot, std::move(args));
+        co_return r;
+    }
+    RedisResult r = co_await single_->call(std::move(args));
+    co_return r;
+}
+
+boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::run_script(std::span<const Keyed> keyed,
+                                                                                  std::uint64_t cost,
+                                                                                  std::int64_t unix_ns, bool dry_run,
+                                                                                  std::uint16_t slot) {
+    // Each key in a slot of its own: a "global" key is one count for every caller.
+    const auto script = ratelimit::redis::build_call(keyed, cost, settings_.prefix, unix_ns,
+                                                     ratelimit::redis::Tagging::per_key, dry_run);
+    std::vector<std::string> args;
+    args.reserve(3 + script.keys.size() + script.args.size());
+    args.emplace_back("EVALSHA");
+    args.push_back(sha_);
+    args.push_back(std::to_string(script.keys.size()));
+    args.insert(args.end(), script.keys.begin(), script.keys.end());
+    args.insert(args.end(), script.args.begin(), script.args.end());
+    RedisResult result = co_await call(slot, args);
+    if (auto* reply = std::get_if<RedisReply>(&result); reply && reply->is_error() && reply->text.starts_with("NOSCRIPT")) {
+        // A restarted or flushed Redis (or a Cluster node never used) has no script: load it, then once more.
+        ++noscript_;
+        std::vector<std::string> load = {"SCRIPT", "LOAD", std::string(ratelimit::redis::decide_script())};
+        RedisResult loaded;
+        if (cluster_)
+            loaded = co_await cluster_->call_every_node(load);
+        else
+            loaded = co_await call(slot, load);
+        if (std::holds_alternative<RedisReply>(loaded) && !std::get<RedisReply>(loaded).is_error())
+            result = co_await call(slot, args);
+        else
+            result = loaded;
+    }
+    std::optional<ratelimit::Decision> d;
+    if (auto* reply = std::get_if<RedisReply>(&result); reply && !reply->is_error()) {
+        const auto values = integers(*reply);
+        std::string error;
+        if (values)
+            d = ratelimit::redis::decode_reply(*values, &error);
+    }
+    co_return d;
+}
+
+boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::across_slots(std::span<const Keyed> keyed,
+                                                                                    std::uint64_t cost,
+                                                                                    std::int64_t unix_ns) {
+    // The keys of each slot, in decision order; a key's slot is that of its hash tag.
+    struct Group {
+        std::uint16_t slot = 0;
+        std::vector<std::size_t> members;  // indices into `keyed`
+        std::vector<Keyed> keyed;
+    };
+    std::vector<Group> groups;
+    for (std::size_t i = 0; i < keyed.size(); ++i) {
+        const auto one = ratelimit::redis::build_call(keyed.subspan(i, 1), cost, settings_.prefix, unix_ns,
+                                                      ratelimit::redis::Tagging::per_key);
+        const auto slot = one.keys.empty() ? std::uint16_t{0} : redis::key_slot(one.keys.front());
+        auto it = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.slot == slot; });
+        if (it == groups.end())
+            it = groups.insert(groups.end(), Group{.slot = slot});
+        it->members.push_back(i);
+        it->keyed.push_back(keyed[i]);
+    }
+    if (groups.size() == 1) {
+        auto d = co_await run_script(keyed, cost, unix_ns, false, groups.front().slot);
+        co_return d;
+    }
+    // Judged everywhere first: a refused decision charges nothing. Then charged everywhere: a
+    // race with another host between the two may refuse it in one slot after others were
+    // charged (stricter, never looser, than one atomic decision).
+    static constexpr std::array<bool, 2> kPhases = {true, false};  // judge, then charge
+    std::optional<ratelimit::Decision> result;
+    for (const bool dry : kPhases) {
+        std::optional<ratelimit::Decision> combined;
+        for (const auto& g : groups) {
+            auto d = co_await run_script(g.keyed, cost, unix_ns, dry, g.slot);
+            if (!d) {
+                std::optional<ratelimit::Decision> none;
+                co_return none;
+            }
+            d->tightest_group = g.members.at(std::min(d->tightest_group, g.members.size() - 1));
+            if (!combined) {
+                combined = d;
+            } else {
+                if (ratelimit::is_tighter(d->tightest, combined->tightest)) {
+                    const bool allowed = combined->allowed && d->allowed;
+                    combined = d;
+                    combined->allowed = allowed;
+                } else {
+                    combined->allowed = combined->allowed && d->allowed;
+                }
+            }
+            if (!d->allowed)
+                break;
+        }
+        result = combined;
+        if (!result || !result->allowed)
+            break;
+    }
+    co_return result;
+}
+
+boost::asio::awaitable<ratelimit::Decision> RedisStore::decide(std::span<const Keyed> keyed, std::uint64_t cost,
+                                                               std::int64_t now_ns, std::int64_t unix_ns) {
     if (auto refused = cached_refusal(keyed, cost, now_ns)) {
         ++by_cache_;
         co_return *refused;
     }
-    if (!client_.up()) {
+    if (!up()) {
         auto d = fallback(keyed, cost, now_ns);
         co_return d;
     }
-    // Each key in a slot of its own: a "global" key is one count for every caller (standalone
-    // Redis; a Cluster client would need per-slot calls).
-    const auto call = ratelimit::redis::build_call(keyed, cost, settings_.prefix, unix_ns, ratelimit::redis::Tagging::per_key);
-    std::vector<std::string> args;
-    args.reserve(3 + call.keys.size() + call.args.size());
-    args.emplace_back("EVALSHA");
-    args.push_back(sha_);
-    args.push_back(std::to_string(call.keys.size()));
-    args.insert(args.end(), call.keys.begin(), call.keys.end());
-    args.insert(args.end(), call.args.begin(), call.args.end());
-    RedisResult result = co_await client_.call(args);
-    if (auto* reply = std::get_if<RedisReply>(&result); reply && reply->is_error() && reply->text.starts_with("NOSCRIPT")) {
-        // A restarted or flushed Redis has forgotten the script: load it, then once more.
-        ++noscript_;
-        std::vector<std::string> load = {"SCRIPT", "LOAD", std::string(ratelimit::redis::decide_script())};
-        RedisResult loaded = co_await client_.call(load);
-        if (std::holds_alternative<RedisReply>(loaded) && !std::get<RedisReply>(loaded).is_error())
-            result = co_await client_.call(args);
-        else
-            result = loaded;
+    std::optional<ratelimit::Decision> d;
+    if (cluster_)
+        d = co_await across_slots(keyed, cost, unix_ns);
+    else
+        d = co_await run_script(keyed, cost, unix_ns, false, 0);
+    if (d) {
+        ++by_redis_;
+        if (!d->allowed)
+            remember_refusal(keyed, *d, cost, now_ns);
+        co_return *d;
     }
-    if (auto* reply = std::get_if<RedisReply>(&result); reply && !reply->is_error()) {
-        const auto values = integers(*reply);
-        std::string error;
-        std::optional<ratelimit::Decision> d;
-        if (values)
-            d = ratelimit::redis::decode_reply(*values, &error);
-        if (d) {
-            ++by_redis_;
-            if (!d->allowed)
-                remember_refusal(keyed, *d, cost, now_ns);
-            co_return *d;
-        }
-    }
-    auto d = fallback(keyed, cost, now_ns);
-    co_return d;
+    auto local = fallback(keyed, cost, now_ns);
+    co_return local;
 }
 
 ratelimit::Decision RedisStore::fallback(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed,
@@ -181,7 +289,9 @@ RedisStore::Stats RedisStore::stats() const {
             .open = by_open_.load(),
             .closed = by_closed_.load(),
             .noscript = noscript_.load(),
-            .client = client_.stats()};
+            .client = cluster_ ? cluster_->stats().calls : single_->stats(),
+            .moved = cluster_ ? cluster_->stats().moved : 0,
+            .ask = cluster_ ? cluster_->stats().ask : 0};
 }
 
 }  // namespace rlgate::l7

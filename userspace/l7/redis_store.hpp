@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // rlgate-l7's limits shared by a fleet through Redis: each decision is one
 // atomic Lua script (core/ratelimit/redis_script) run by EVALSHA on the
-// server's clock, reloaded on NOSCRIPT. Keys known to be over their limit are
+// server's clock, reloaded on NOSCRIPT. With Redis Cluster, a decision whose
+// keys live in several slots is judged in each slot (a dry run) and charged
+// in each only if all admit it. Keys known to be over their limit are
 // refused from a local cache until their retry time, so a flood from one key
 // costs Redis one call. When Redis cannot answer within the timeout, the
 // configured fallback decides: local limits (divided by the fleet size),
@@ -10,7 +12,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -20,7 +24,8 @@
 
 #include "core/l7/l7_config.hpp"
 #include "core/ratelimit/memory_store.hpp"
-#include "l7/redis_client.hpp"
+#include "redis/client.hpp"
+#include "redis/cluster.hpp"
 
 namespace rlgate::l7 {
 
@@ -29,23 +34,37 @@ public:
     enum class Source { redis, cache, local, open, closed };
 
     RedisStore(boost::asio::io_context& io, const RedisStoreSettings& settings, std::size_t local_max_keys);
-    void start() { client_.start(); }
-    void stop() { client_.stop(); }
+    ~RedisStore();
+    RedisStore(const RedisStore&) = delete;
+    RedisStore& operator=(const RedisStore&) = delete;
+    void start();
+    void stop();
 
     // `now_ns`: the caller's limiter clock, for the cache and the local
     // fallback; `unix_ns`: its wall clock, for calendar windows.
     boost::asio::awaitable<ratelimit::Decision> decide(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed,
                                                        std::uint64_t cost, std::int64_t now_ns, std::int64_t unix_ns);
 
-    [[nodiscard]] bool up() const { return client_.up(); }
+    [[nodiscard]] bool up() const { return cluster_ ? cluster_->up() : single_->up(); }
     struct Stats {
         std::uint64_t redis = 0, cache = 0, local = 0, open = 0, closed = 0;  // decisions by source
         std::uint64_t noscript = 0;
-        RedisClient::Stats client;
+        redis::RedisClient::Stats client;  // summed over a cluster's masters
+        std::uint64_t moved = 0, ask = 0;  // Cluster redirections followed
     };
     [[nodiscard]] Stats stats() const;
 
 private:
+    using Keyed = ratelimit::MemoryStore::KeyedLimits;
+    // EVALSHA on the node of `slot` (any node without Cluster), SCRIPT LOAD on NOSCRIPT;
+    // nullopt when Redis gave no decision.
+    boost::asio::awaitable<std::optional<ratelimit::Decision>> run_script(std::span<const Keyed> keyed,
+                                                                           std::uint64_t cost, std::int64_t unix_ns,
+                                                                           bool dry_run, std::uint16_t slot);
+    boost::asio::awaitable<redis::RedisResult> call(std::uint16_t slot, std::vector<std::string> args);
+    // Cluster: the decision judged in each slot of its keys, then charged in each.
+    boost::asio::awaitable<std::optional<ratelimit::Decision>> across_slots(std::span<const Keyed> keyed,
+                                                                             std::uint64_t cost, std::int64_t unix_ns);
     ratelimit::Decision fallback(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed, std::uint64_t cost,
                                  std::int64_t now_ns);
     std::optional<ratelimit::Decision> cached_refusal(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed,
@@ -54,7 +73,8 @@ private:
                           std::uint64_t cost, std::int64_t now_ns);
 
     RedisStoreSettings settings_;
-    RedisClient client_;
+    std::unique_ptr<redis::RedisClient> single_;     // standalone Redis
+    std::shared_ptr<redis::RedisCluster> cluster_;  // or Redis Cluster
     std::string sha_;
     ratelimit::MemoryStore local_;
 

@@ -128,6 +128,10 @@ Json JsonReader::parse_json(std::string_view text) const {
 
 void JsonReader::expect_object(const Json& v, const std::string& path,
                            std::initializer_list<std::string_view> known) const {
+    expect_object(v, path, std::span<const std::string_view>(known.begin(), known.size()));
+}
+
+void JsonReader::expect_object(const Json& v, const std::string& path, std::span<const std::string_view> known) const {
     if (!v.is_object())
         fail(path, path.empty() ? "expected a JSON object at the top level" : "expected an object");
     for (const auto& [key, _] : v.items()) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,6 +47,7 @@ public:
 
     // Object with only the listed keys.
     void expect_object(const Json& v, const std::string& path, std::initializer_list<std::string_view> known) const;
+    void expect_object(const Json& v, const std::string& path, std::span<const std::string_view> known) const;
 
     std::uint64_t get_uint(const Json& v, const std::string& path) const;
     std::uint64_t get_uint_in(const Json& v, const std::string& path, std::uint64_t lo, std::uint64_t hi) const;

@@ -10,6 +10,7 @@
 
 #include "core/config/config.hpp"
 #include "core/config/json_reader.hpp"
+#include "core/config/redis_settings.hpp"
 #include "core/ratelimit/memory_store.hpp"
 
 namespace rlgate::l7 {
@@ -86,28 +87,7 @@ private:
 };
 
 std::pair<std::string, std::uint16_t> Parser::get_host_port(const Json& v, const std::string& path) const {
-    const auto s = get_string(v, path);
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos || colon == 0)
-        fail(path, in_quotes(s) + " is not HOST:PORT (e.g. \"127.0.0.1:8081\", \"[::1]:8081\")");
-    std::string host = s.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    if (!net::IpAddress::parse(host))
-        fail(path, in_quotes(host) + " is not an IP address (listen on an address, not a name)");
-    const auto port_text = s.substr(colon + 1);
-    unsigned long port = 0;
-    try {
-        std::size_t used = 0;
-        port = std::stoul(port_text, &used);
-        if (used != port_text.size())
-            port = 0;
-    } catch (const std::exception&) {
-        port = 0;
-    }
-    if (port == 0 || port > 65535)
-        fail(path, in_quotes(port_text) + " is not a port (1..65535)");
-    return {host, static_cast<std::uint16_t>(port)};
+    return config::parse_ip_port(*this, v, path);
 }
 
 ratelimit::LimitSpec Parser::parse_limit(const Json& v, const std::string& path) const {
@@ -204,51 +184,13 @@ std::vector<net::Cidr> Parser::parse_cidrs(const Json& v, const std::string& pat
 }
 
 RedisStoreSettings Parser::parse_redis(const Json& v, const std::string& path) const {
-    expect_object(v, path, {"address", "username", "password", "password_file", "tls", "tls_ca_file",
-                            "tls_server_name", "prefix", "connect_timeout", "timeout", "connections", "on_failure",
-                            "fleet_size"});
+    std::vector<std::string_view> known(config::kRedisSettingsFields.begin(), config::kRedisSettingsFields.end());
+    known.insert(known.end(), {"on_failure", "fleet_size"});
+    expect_object(v, path, known);
     RedisStoreSettings r;
-    if (v.contains("address"))
-        std::tie(r.host, r.port) = get_host_port(v["address"], join(path, "address"));
-    if (v.contains("username"))
-        r.username = get_string(v["username"], join(path, "username"));
-    if (v.contains("password") && v.contains("password_file"))
-        fail(join(path, "password"), "give at most one of \"password\" and \"password_file\"");
-    if (v.contains("password"))
-        r.password = get_string(v["password"], join(path, "password"));
-    if (v.contains("password_file")) {
-        r.password = read_named_file(v["password_file"], join(path, "password_file"));
-        while (!r.password.empty() && (r.password.back() == '\n' || r.password.back() == '\r'))
-            r.password.pop_back();
-    }
-    if (!r.username.empty() && r.password.empty())
-        fail(join(path, "username"), "an ACL user needs a password");
-    if (v.contains("tls"))
-        r.tls = get_bool(v["tls"], join(path, "tls"));
-    if (v.contains("tls_ca_file"))
-        r.tls_ca_file = get_abs_path(v["tls_ca_file"], join(path, "tls_ca_file"));
-    if (v.contains("tls_server_name"))
-        r.tls_server_name = get_string(v["tls_server_name"], join(path, "tls_server_name"));
-    if ((!r.tls_ca_file.empty() || !r.tls_server_name.empty()) && !r.tls)
-        fail(join(path, "tls"), "tls_ca_file and tls_server_name need \"tls\": true");
-    if (v.contains("prefix")) {
-        r.prefix = get_string(v["prefix"], join(path, "prefix"));
-        if (r.prefix.size() > 64 || r.prefix.find_first_of("{} \t\r\n") != std::string::npos)
-            fail(join(path, "prefix"), "at most 64 characters, without braces or whitespace");
-    }
-    auto ms_in = [&](const char* name, std::int64_t lo, std::int64_t hi) {
-        const auto ns = get_duration_i(v[name], join(path, name));
-        if (ns < lo || ns > hi)
-            fail(join(path, name), "between " + std::to_string(lo / 1'000'000) + " ms and " +
-                                       std::to_string(hi / 1'000'000) + " ms");
-        return ns;
-    };
-    if (v.contains("connect_timeout"))
-        r.connect_timeout_ns = ms_in("connect_timeout", 1'000'000, 10'000'000'000);
-    if (v.contains("timeout"))
-        r.timeout_ns = ms_in("timeout", 1'000'000, 5'000'000'000);
-    if (v.contains("connections"))
-        r.connections = static_cast<unsigned>(get_uint_in(v["connections"], join(path, "connections"), 1, 64));
+    static_cast<config::RedisSettings&>(r) = config::parse_redis_settings(*this, v, path);
+    if (!r.password_file.empty())
+        r.password = config::password_from_file_text(read_named_file(v["password_file"], join(path, "password_file")));
     if (v.contains("on_failure")) {
         const auto f = get_string(v["on_failure"], join(path, "on_failure"));
         if (f == "local")

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/config/redis_settings.hpp"
 #include "core/l7/headers.hpp"
 #include "core/l7/jwt.hpp"
 #include "core/l7/route.hpp"
@@ -112,16 +113,7 @@ enum class RedisFailure {
     closed,  // refuse (429, Retry-After 1)
 };
 
-struct RedisStoreSettings {
-    std::string host = "127.0.0.1";
-    std::uint16_t port = 6379;
-    std::string username, password;  // AUTH (ACL user optional)
-    bool tls = false;
-    std::string tls_ca_file, tls_server_name;
-    std::string prefix = "rlgate:";  // every key starts with it
-    std::int64_t connect_timeout_ns = 200'000'000;
-    std::int64_t timeout_ns = 50'000'000;  // per call: a slow Redis costs a request at most this
-    unsigned connections = 2;
+struct RedisStoreSettings : config::RedisSettings {
     RedisFailure on_failure = RedisFailure::local;
     unsigned fleet_size = 1;  // on_failure "local": each host enforces limit / fleet_size
 };

@@ -35,7 +35,8 @@ constexpr std::string_view kScript = R"LUA(-- rlgate decide v2: see userspace/co
 -- C calls are few (each costs about as much as 8 VM instructions), and states
 -- are packed doubles (struct), cheaper to read and write than decimal text.
 local n = #KEYS
-if #ARGV ~= 2 + 8 * n then
+local dry = #ARGV == 3 + 8 * n and ARGV[#ARGV] == 'dry'  -- judge only, write nothing
+if #ARGV ~= 2 + 8 * n and not dry then
   return redis.error_reply('ERR rlgate: expected ' .. (2 + 8 * n) .. ' arguments, got ' .. #ARGV)
 end
 local floor, ceil, call = math.floor, math.ceil, redis.call
@@ -58,7 +59,7 @@ local raws, ttls, logs          -- per Redis key: state string, its TTL (n > 1);
 if n > 1 then raws, ttls = {}, {} end
 local w_raw, w_ttl              -- n == 1: the state to write and its TTL
 local allowed, pass2 = true, false
-local commit = n == 1           -- one limit: judged and charged in one pass
+local commit = n == 1 and not dry  -- one limit: judged and charged in one pass
 local bi, b_allowed, b_limit, b_rem, b_reset, b_retry, b_group, b_index
 local i = 1
 while true do
@@ -366,12 +367,12 @@ while true do
   end
   i = i + 1
   if i > n then
-    if commit or not allowed then break end
+    if commit or not allowed or dry then break end
     i, pass2, commit = 1, true, true  -- every limit admits: charge them all, in order
   end
 end
 
-if allowed then
+if allowed and not dry then
   if n == 1 and not logs then
     -- TTL rounded up to ms, plus a margin (see kTtlMarginMs).
     local ms = ceil((w_ttl > 0 and w_ttl or 0) / 1000000) + 1000
@@ -505,7 +506,7 @@ std::string script_sha1() {
 }
 
 Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::string_view key_prefix,
-                std::int64_t unix_ns_for_calendars, Tagging tagging) {
+                std::int64_t unix_ns_for_calendars, Tagging tagging, bool dry_run) {
     Call call;
     std::size_t limits = 0;
     for (const auto& k : keyed)
@@ -542,6 +543,8 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
             call.args.push_back(std::to_string(j));
         }
     }
+    if (dry_run)
+        call.args.emplace_back("dry");
     return call;
 }
 

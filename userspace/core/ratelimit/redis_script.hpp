@@ -107,11 +107,14 @@ struct Call {
 // Numbers are decimal integers; the script reads them by Lua's arithmetic
 // coercion, so a non-numeric one fails as a Lua error, a negative or fractional
 // one as "ERR rlgate: bad ..."; [2] is read only for a calendar window.
+// `dry_run` appends one last ARGV, "dry": the script judges and replies as
+// usual but writes nothing (Redis Cluster: a decision whose keys live in
+// several slots is judged in each slot first, then charged in each).
 // 32 hex digits (two SipHash-1-3 of `key`): how a key appears in Redis key names.
 std::string key_digest(std::string_view key);
 
 Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::string_view key_prefix,
-                std::int64_t unix_ns_for_calendars, Tagging tagging = Tagging::first_key);
+                std::int64_t unix_ns_for_calendars, Tagging tagging = Tagging::first_key, bool dry_run = false);
 
 // The script's reply as a Decision; nullopt (and *error, if given) when it is
 // not a well-formed reply. `server_time_ns`, if given, receives the server's

@@ -14,7 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
-#include "l7/redis_client.hpp"
+#include "redis/client.hpp"
 #include "l7/redis_store.hpp"
 
 namespace rlgate::bench {
@@ -29,11 +29,11 @@ std::int64_t now_ns() {
 }
 
 // Redis's own count of the commands it processed (INFO stats).
-asio::awaitable<std::uint64_t> commands_processed(l7::RedisClient& client) {
+asio::awaitable<std::uint64_t> commands_processed(redis::RedisClient& client) {
     std::vector<std::string> info = {"INFO", "stats"};
-    const l7::RedisResult r = co_await client.call(info);
+    const redis::RedisResult r = co_await client.call(info);
     std::uint64_t n = 0;
-    if (const auto* reply = std::get_if<l7::RedisReply>(&r)) {
+    if (const auto* reply = std::get_if<redis::RedisReply>(&r)) {
         const auto at = reply->text.find("total_commands_processed:");
         if (at != std::string::npos)
             n = std::stoull(reply->text.substr(at + 25));
@@ -61,7 +61,7 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
 
     asio::io_context io(1);
     l7::RedisStore store(io, settings, 1024);
-    l7::RedisClient probe(io, l7::RedisOptions{.host = settings.host, .port = settings.port, .connections = 1});
+    redis::RedisClient probe(io, redis::RedisOptions{.host = settings.host, .port = settings.port, .connections = 1});
     store.start();
     probe.start();
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// A Redis client for rlgate-l7's request path: a few connections (TCP or
-// TLS, AUTH with user and password), commands pipelined on each, every call
+// A Redis client for rlgate-l7's request path and rlgated's fleet sync: a
+// few connections (TCP or TLS, AUTH with user and password), commands
+// pipelined on each, every call
 // bounded by a timeout, replies parsed by hiredis's reader. A call that times
 // out breaks its connection (later replies could no longer be matched), so a
 // slow or paused Redis costs each request at most the timeout, never a pile-up.
@@ -9,13 +10,17 @@
 // counts as made once Redis has answered on it: AUTH when there is a
 // password, PING otherwise (so a TLS port spoken to in plain TCP, or a Redis
 // that wants a password, is not "up").
+// A client made for subscribe() is a subscriber instead: one connection that
+// (re)subscribes after every (re)connection and hands each message over.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -23,7 +28,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
-namespace rlgate::l7 {
+namespace rlgate::redis {
 
 struct RedisOptions {
     std::string host = "127.0.0.1";
@@ -65,6 +70,19 @@ public:
     // Runs `args` (e.g. {"EVALSHA", sha, "2", k1, k2, ...}) on one of the
     // connections; completes on the caller's executor within the timeout.
     boost::asio::awaitable<RedisResult> call(std::vector<std::string> args);
+    // The same, preceded by ASKING on the same connection (Redis Cluster's ASK redirection).
+    boost::asio::awaitable<RedisResult> call_asking(std::vector<std::string> args);
+
+    // Before start(): make this a subscriber to `channels`. `on_subscribed` runs
+    // after each (re)subscription (what was published meanwhile is lost: catch
+    // up then), `on_message(channel, payload)` for each message. Both run on
+    // the client's strand; call() is then refused.
+    struct Subscription {
+        std::vector<std::string> channels;
+        std::function<void()> on_subscribed;
+        std::function<void(const std::string& channel, const std::string& payload)> on_message;
+    };
+    void subscribe(Subscription subscription);
 
     // Starts the background reconnection; stop() ends it and closes everything.
     void start();
@@ -82,10 +100,12 @@ public:
 private:
     friend class Connection;
     void mark(bool up, const std::string& why);
+    boost::asio::awaitable<RedisResult> call_encoded(std::string encoded, unsigned skipped_replies);
 
     boost::asio::io_context& io_;
     RedisOptions options_;
     std::vector<std::shared_ptr<Connection>> pool_;
+    std::optional<Subscription> subscription_;
     std::atomic<std::size_t> next_{0};
     std::atomic<bool> up_{false};
     std::atomic<bool> stopped_{false};
@@ -99,4 +119,4 @@ private:
 // RESP encoding of one command (an array of bulk strings).
 std::string encode_command(const std::vector<std::string>& args);
 
-}  // namespace rlgate::l7
+}  // namespace rlgate::redis

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-#include "l7/redis_client.hpp"
+#include "redis/client.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -19,7 +19,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
-namespace rlgate::l7 {
+namespace rlgate::redis {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -110,13 +110,16 @@ public:
         });
     }
 
-    asio::awaitable<RedisResult> call(std::string encoded) {
+    // `skipped_replies`: commands at the head of `encoded` whose replies are dropped (ASKING).
+    asio::awaitable<RedisResult> call(std::string encoded, unsigned skipped_replies) {
         if (!connected_) {
             RedisResult failed = RedisCallFailed{"not connected"};
             co_return failed;
         }
         auto timer = std::make_shared<asio::steady_timer>(strand_, owner_.options_.timeout);
         auto slot = std::make_shared<std::optional<RedisResult>>();
+        for (unsigned i = 0; i < skipped_replies; ++i)
+            pending_.push_back({nullptr, nullptr});
         pending_.push_back({timer, slot});
         out_ += encoded;
         if (!writing_) {
@@ -151,10 +154,17 @@ private:
             } catch (const std::exception& e) {
                 why = e.what();
             }
+            if (ok && self->owner_.subscription_) {
+                ok = co_await self->send_subscribe(why);
+                if (!ok)
+                    self->close_socket();
+            }
             if (ok) {
                 ++self->generation_;
                 self->connected_ = true;
                 self->owner_.mark(true, "");
+                if (self->owner_.subscription_ && self->owner_.subscription_->on_subscribed)
+                    self->owner_.subscription_->on_subscribed();
                 asio::co_spawn(self->strand_, read_loop(self, self->generation_), asio::detached);
                 self->wake_.expires_at(asio::steady_timer::time_point::max());
                 [[maybe_unused]] auto [ec] = co_await self->wake_.async_wait(kUse);  // until break_connection()
@@ -261,14 +271,31 @@ private:
         co_return true;
     }
 
-    // One request and its reply, before the reader runs (AUTH, PING); nullopt and `ec` when
-    // there is none.
-    asio::awaitable<std::optional<RedisReply>> exchange(const std::string& cmd, boost::system::error_code& ec) {
-        auto [wec, wn] = co_await write_some_all(cmd);
-        if (wec) {
-            ec = wec;
-            co_return std::nullopt;
+    // SUBSCRIBE, and its confirmation of every channel.
+    asio::awaitable<bool> send_subscribe(std::string& why) {
+        const auto& channels = owner_.subscription_->channels;
+        std::vector<std::string> cmd = {"SUBSCRIBE"};
+        cmd.insert(cmd.end(), channels.begin(), channels.end());
+        boost::system::error_code ec;
+        auto reply = co_await exchange(encode_command(cmd), ec);
+        for (std::size_t confirmed = 0; reply; ++confirmed) {
+            if (reply->is_error() || reply->type != RedisReply::Type::array || reply->elements.empty() ||
+                reply->elements[0].text != "subscribe") {
+                why = "SUBSCRIBE refused: " + (reply->is_error() ? reply->text : std::string("unexpected reply"));
+                co_return false;
+            }
+            if (confirmed + 1 == channels.size())
+                co_return true;
+            reply = co_await next_reply(ec);
         }
+        why = "SUBSCRIBE: " + ec.message();
+        co_return false;
+    }
+
+    // The next reply already buffered or still to come (before the reader runs).
+    asio::awaitable<std::optional<RedisReply>> next_reply(boost::system::error_code& ec) {
+        if (auto reply = reader_->next())
+            co_return reply;
         std::array<char, 4096> buf{};
         for (;;) {
             auto [rec, n] = co_await read_some(buf);
@@ -277,10 +304,21 @@ private:
                 co_return std::nullopt;
             }
             reader_->feed(buf.data(), n);
-            auto reply = reader_->next();
-            if (reply)
+            if (auto reply = reader_->next())
                 co_return reply;
         }
+    }
+
+    // One request and its reply, before the reader runs (AUTH, PING); nullopt and `ec` when
+    // there is none.
+    asio::awaitable<std::optional<RedisReply>> exchange(const std::string& cmd, boost::system::error_code& ec) {
+        auto [wec, wn] = co_await write_some_all(cmd);
+        if (wec) {
+            ec = wec;
+            co_return std::nullopt;
+        }
+        auto reply = co_await next_reply(ec);
+        co_return reply;
     }
 
     static asio::awaitable<void> write_loop(std::shared_ptr<Connection> self, std::uint64_t gen) {
@@ -311,10 +349,16 @@ private:
             try {
                 self->reader_->feed(buf.data(), n);
                 while (auto reply = self->reader_->next()) {
+                    if (self->owner_.subscription_) {
+                        deliver(self->owner_.subscription_.value(), *reply);
+                        continue;
+                    }
                     if (self->pending_.empty())
                         throw std::runtime_error("a reply nobody asked for");
                     auto p = std::move(self->pending_.front());
                     self->pending_.pop_front();
+                    if (!p.timer)
+                        continue;  // a skipped reply (ASKING's)
                     *p.result = std::move(*reply);
                     p.timer->cancel();
                 }
@@ -323,6 +367,14 @@ private:
                 break;
             }
         }
+    }
+
+    // A pushed ["message", channel, payload]; subscription confirmations and anything else are ignored.
+    static void deliver(const Subscription& sub, const RedisReply& reply) {
+        if (reply.type != RedisReply::Type::array || reply.elements.size() != 3 || reply.elements[0].text != "message")
+            return;
+        if (sub.on_message)
+            sub.on_message(reply.elements[1].text, reply.elements[2].text);
     }
 
     asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_some_all(const std::string& bytes) {
@@ -363,6 +415,8 @@ private:
         auto pending = std::move(pending_);
         pending_.clear();
         for (auto& p : pending) {
+            if (!p.timer)
+                continue;
             if (!p.result->has_value())
                 *p.result = RedisCallFailed{why};
             p.timer->cancel();
@@ -406,8 +460,30 @@ void RedisClient::stop() {
         c->stop();
 }
 
+void RedisClient::subscribe(Subscription subscription) {
+    subscription_ = std::move(subscription);
+    pool_.resize(1);
+}
+
 asio::awaitable<RedisResult> RedisClient::call(std::vector<std::string> args) {
+    std::string encoded = encode_command(args);
+    RedisResult r = co_await call_encoded(std::move(encoded), 0);
+    co_return r;
+}
+
+asio::awaitable<RedisResult> RedisClient::call_asking(std::vector<std::string> args) {
+    const std::vector<std::string> asking = {"ASKING"};
+    std::string encoded = encode_command(asking) + encode_command(args);
+    RedisResult r = co_await call_encoded(std::move(encoded), 1);
+    co_return r;
+}
+
+asio::awaitable<RedisResult> RedisClient::call_encoded(std::string encoded, unsigned skipped_replies) {
     ++calls_;
+    if (subscription_) {
+        RedisResult refused = RedisCallFailed{"a subscriber makes no calls"};
+        co_return refused;
+    }
     std::shared_ptr<Connection> conn;
     for (std::size_t tries = 0; tries < pool_.size() && !conn; ++tries) {
         auto& c = pool_[next_.fetch_add(1) % pool_.size()];
@@ -419,9 +495,9 @@ asio::awaitable<RedisResult> RedisClient::call(std::vector<std::string> args) {
         RedisResult failed = RedisCallFailed{"not connected to " + options_.host + ":" + std::to_string(options_.port)};
         co_return failed;
     }
-    std::string encoded = encode_command(args);
     auto strand = conn->strand();
-    RedisResult result = co_await asio::co_spawn(strand, conn->call(std::move(encoded)), asio::use_awaitable);
+    RedisResult result =
+        co_await asio::co_spawn(strand, conn->call(std::move(encoded), skipped_replies), asio::use_awaitable);
     if (std::holds_alternative<RedisCallFailed>(result))
         ++failures_;
     co_return result;
@@ -455,4 +531,4 @@ RedisClient::Stats RedisClient::stats() const {
             .reconnects = reconnects_.load()};
 }
 
-}  // namespace rlgate::l7
+}  // namespace rlgate::redis
