@@ -32,6 +32,8 @@ struct RedisServerOptions {
     std::string cli_password;       // redis-cli authenticates with it (as the default user)
     bool tls = false;               // TLS only: --port 0 --tls-port <port>, server certificate from ca_file()
     std::uint16_t port = 0;         // 0: a free one
+    std::string netns;              // run (and reach with redis-cli) inside this network namespace
+    std::string bind = "127.0.0.1"; // its addresses, space-separated; redis-cli uses the first
 };
 
 // A word for /bin/sh, quoted.
@@ -74,9 +76,15 @@ public:
     static bool openssl_available() { return shell("command -v openssl") != ""; }
 
     void start() {
-        std::vector<std::string> argv = {"redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        std::vector<std::string> argv = {"redis-server", "--bind"};
+        for (std::size_t at = 0; at < options_.bind.size();) {  // each address its own word
+            const auto end = std::min(options_.bind.find(' ', at), options_.bind.size());
+            argv.push_back(options_.bind.substr(at, end - at));
+            at = end + 1;
+        }
+        argv.insert(argv.end(), {"--save", "", "--appendonly", "no",
                                          "--dir", dir_.string(), "--logfile", (dir_ / "redis.log").string(),
-                                         "--daemonize", "no"};
+                                         "--daemonize", "no"});
         if (options_.tls)
             argv.insert(argv.end(), {"--port", "0", "--tls-port", std::to_string(port_), "--tls-cert-file",
                                      (dir_ / "server.crt").string(), "--tls-key-file", (dir_ / "server.key").string(),
@@ -84,6 +92,8 @@ public:
         else
             argv.insert(argv.end(), {"--port", std::to_string(port_)});
         argv.insert(argv.end(), options_.args.begin(), options_.args.end());
+        if (!options_.netns.empty())
+            argv.insert(argv.begin(), {"ip", "netns", "exec", options_.netns});  // which execs redis-server: same pid
         std::vector<char*> cargv;
         for (auto& a : argv)
             cargv.push_back(a.data());
@@ -94,7 +104,7 @@ public:
             const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
             dup2(fd, 1);
             dup2(fd, 2);
-            execvp("redis-server", cargv.data());
+            execvp(cargv[0], cargv.data());
             _exit(127);
         }
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -130,7 +140,8 @@ public:
     // redis-cli against this server (over TLS, with the password, as configured); its output.
     // `args` go through /bin/sh: quote what it must not interpret (sh_quote).
     [[nodiscard]] std::string cli(const std::string& args) const {
-        std::string cmd = "redis-cli -p " + std::to_string(port_);
+        std::string cmd = (options_.netns.empty() ? std::string() : "ip netns exec " + options_.netns + " ") +
+                          "redis-cli -h " + host() + " -p " + std::to_string(port_);
         if (options_.tls)
             cmd += " --tls --cacert " + sh_quote(ca_file());
         if (!options_.cli_password.empty())
@@ -147,6 +158,7 @@ public:
         return text.substr(at + field.size() + 1, end - at - field.size() - 1);
     }
     [[nodiscard]] std::uint16_t port() const { return port_; }
+    [[nodiscard]] std::string host() const { return options_.bind.substr(0, options_.bind.find(' ')); }
     // The CA that signed the server's certificate (TLS only).
     [[nodiscard]] std::string ca_file() const { return (dir_ / "ca.crt").string(); }
     // Its output (startup errors such as a bad directive), then its log.

@@ -130,6 +130,9 @@ int main(int argc, char** argv) {
     events->add_flag("-f,--follow", follow, "keep streaming (the default; for symmetry with tail)");
     events->add_option("--count", max_events, "stop after this many events");
     events->add_option("--for", quiet_ms, "stop after this many ms without an event");
+    auto* fleet = app.add_subcommand("fleet", "fleet mode: bans shared with other hosts through Redis");
+    fleet->require_subcommand(1);
+    auto* fleet_status = fleet->add_subcommand("status", "this host, Redis health, last sync, peers seen");
     auto* alerts = app.add_subcommand("alerts", "alert rules, what fires now, recent notifications, webhooks");
     auto* insights = app.add_subcommand("insights", "tuning advice: limits hit often or never, top offenders");
     auto* version = app.add_subcommand("version", "versions of rlctl and rlgated");
@@ -326,6 +329,8 @@ int main(int argc, char** argv) {
             if (!cidr.empty())
                 args["cidr"] = cidr;
             print(g, client.call("ban.history", args), rlgate::cli::render_violations);
+        } else if (fleet_status->parsed()) {
+            print(g, client.call("fleet.status"), rlgate::cli::render_fleet);
         } else if (alerts->parsed()) {
             print(g, client.call("alerts"), rlgate::cli::render_alerts);
         } else if (insights->parsed()) {

@@ -232,6 +232,32 @@ void render_alerts(const json& r, std::ostream& out) {
     }
 }
 
+void render_fleet(const json& r, std::ostream& out) {
+    if (!r.value("enabled", false)) {
+        out << "fleet mode is off (config: fleet.redis); bans stay on this host\n";
+        return;
+    }
+    const auto& redis = field(r, "redis");
+    out << "host:          " << str(r, "host") << "\n"
+        << "redis:         " << str(redis, "address") << " "
+        << (redis.value("up", false) && redis.value("subscribed", false) ? "up" : "DOWN") << " (reconnects "
+        << str(redis, "reconnects") << ")\n"
+        << "last sync:     " << str(r, "last_sync", "never") << "\n"
+        << "last message:  " << str(r, "last_message", "never") << "\n"
+        << "published:     " << str(r, "published") << " (kept local over the budget: " << str(r, "publish_dropped")
+        << ", waiting: " << str(r, "outbox") << ")\n"
+        << "applied:       " << str(r, "applied") << " from peers\n";
+    Table t({"PEER", "LAST SEEN", "AGE", "VERSION", "PUBLISHED", "APPLIED"});
+    for (const auto& p : field(r, "peers"))
+        t.add({str(p, "host") + (p.value("self", false) ? " (this host)" : ""), str(p, "last_seen"),
+               human_duration(num(p, "age_s")), str(p, "version"), str(p, "published"), str(p, "applied")});
+    out << "\n";
+    if (t.empty())
+        out << "no peer has written a heartbeat yet\n";
+    else
+        t.print(out);
+}
+
 void render_insights(const json& r, std::ostream& out) {
     Table t({"TIER", "RULE", "LIMITED", "PASSED", "SHARE", "ADVICE"});
     for (const auto& i : field(r, "limits")) {

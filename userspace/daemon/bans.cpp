@@ -278,6 +278,8 @@ void Daemon::sync_bans(bool force) {
             }
             if (v.expires_ns)
                 rec.expires_ms = expires_ms;
+            if (v.origin == RL_ORIGIN_KERNEL)
+                share_ban(b.prefix, "kernel", rec.reason, rec.expires_ms);
             rec.kernel_created_ns = v.created_ns;
             ban_book_.put(std::move(rec));
             bans_dirty_ = true;
@@ -330,6 +332,9 @@ Daemon::BanResult Daemon::ban(const net::Cidr& prefix, std::uint64_t ttl_ns, con
                    .offence = 0,
                    .kernel_created_ns = 0});
     bans_dirty_ = true;
+    if (origin != "peer")
+        share_ban(prefix, origin, reason,
+                  ttl_ns ? std::optional(now + static_cast<std::int64_t>(ttl_ns / 1'000'000)) : std::nullopt);
     return out;
 }
 
@@ -446,6 +451,7 @@ json Daemon::cmd_ban(const std::string& cmd, const json& args) {
                 continue;
             }
             ban_book_.erase(p);
+            share_unban(p);  // even if not banned here: the operator means the fleet
             if (removed)
                 ++done;
             else if (single)

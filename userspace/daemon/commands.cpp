@@ -114,6 +114,8 @@ void Daemon::handle(const control::Request& req, ControlServer::Reply reply, std
         result = cmd_detach(req.args);
     else if (c.starts_with("ban."))
         result = cmd_ban(c, req.args);
+    else if (c == "fleet.status")
+        result = cmd_fleet_status();
     else if (c == "alerts")
         result = cmd_alerts();
     else if (c == "insights")

@@ -23,6 +23,7 @@
 #include "core/alerts/alert_engine.hpp"
 #include "daemon/admin_server.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/fleet_sync.hpp"
 #include "daemon/webhook_sender.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -124,6 +125,15 @@ private:
     BanResult ban(const net::Cidr& prefix, std::uint64_t ttl_ns, const std::string& origin, const std::string& reason);
     [[nodiscard]] std::int64_t now_ms() const;
 
+    // Fleet (fleet.cpp): bans shared with the other hosts through Redis
+    void start_fleet();
+    void apply_fleet_message(const bans::FleetMessage& m);
+    // Tells the fleet about a ban made here (not one received from a peer).
+    void share_ban(const net::Cidr& prefix, const std::string& origin, const std::string& reason,
+                   std::optional<std::int64_t> expires_ms);
+    void share_unban(const net::Cidr& prefix);
+    nlohmann::json cmd_fleet_status() const;
+
     // Observability (observability.cpp)
     void open_admin();
     void handle_http(const HttpRequest& req, AdminServer::Reply reply);
@@ -161,6 +171,7 @@ private:
     std::unique_ptr<ControlServer> escalation_;
     std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer
     std::map<std::string, ratelimit::TokenBucket> l7_other_budgets_;  // report/policy/version, per peer
+    std::unique_ptr<FleetSync> fleet_;
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<alerts::AlertEngine> alert_engine_;
     std::vector<std::shared_ptr<WebhookSender>> webhooks_;

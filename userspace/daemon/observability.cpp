@@ -191,6 +191,19 @@ std::string Daemon::metrics_text() const {
     for (const auto& [k, n] : l7_decisions_)
         m.sample("rlgate_l7_decisions_total",
                  {{"tier", std::get<0>(k)}, {"endpoint", std::get<1>(k)}, {"verdict", std::get<2>(k)}}, n);
+    if (fleet_) {
+        const auto& c = fleet_->counts();
+        m.family("rlgate_fleet_redis_up", "gauge", "Fleet mode: 1 when the fleet's Redis answers and the subscription holds.");
+        m.sample("rlgate_fleet_redis_up", {}, std::uint64_t{fleet_->up() ? 1U : 0U});
+        m.family("rlgate_fleet_peers", "gauge", "Fleet mode: other hosts with a heartbeat in the last day.");
+        m.sample("rlgate_fleet_peers", {}, static_cast<std::uint64_t>(fleet_->peers_seen()));
+        m.family("rlgate_fleet_bans_total", "counter",
+                 "Fleet mode: bans and unbans published by this host, kept local (over budget), and applied from peers.");
+        m.sample("rlgate_fleet_bans_total", {{"event", "published"}}, c.published);
+        m.sample("rlgate_fleet_bans_total", {{"event", "kept_local"}}, c.publish_dropped);
+        m.sample("rlgate_fleet_bans_total", {{"event", "applied"}}, c.applied);
+        m.sample("rlgate_fleet_bans_total", {{"event", "invalid"}}, c.invalid);
+    }
     m.family("rlgate_build_info", "gauge", "Version of rlgated.");
     m.sample("rlgate_build_info", {{"version", RLGATE_VERSION}}, std::uint64_t{1});
     m.family("rlgate_start_time_seconds", "gauge", "Start of the daemon, Unix time.");
@@ -272,6 +285,9 @@ void Daemon::evaluate_alerts() {
             // Only rlgate-l7 knows; a report older than a minute is no data.
             if (l7_redis_up_ && mono - l7_report_at_ < std::chrono::minutes(1))
                 value = *l7_redis_up_ ? 0.0 : 1.0;
+            break;
+        case config::AlertType::fleet_redis_down:
+            value = fleet_ && !fleet_->up() ? 1.0 : 0.0;
             break;
         }
         if (auto n = alert_engine_->observe(rule.name, value, subject, now))

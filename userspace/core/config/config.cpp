@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "core/config/config.hpp"
+#include "core/bans/fleet_message.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -33,6 +34,7 @@ private:
     void parse_maps(const Json& v, MapSizes& out) const;
     void parse_events(const Json& v, EventBudget& out) const;
     void parse_bans(const Json& v, BanSettings& out) const;
+    void parse_fleet(const Json& v, FleetSettings& out) const;
     void parse_admin(const Json& v, AdminSettings& out) const;
     void parse_alerts(const Json& v, AlertSettings& out) const;
     void parse_tiers(const Json& v, policy::Policy& out) const;
@@ -148,6 +150,28 @@ void Parser::parse_events(const Json& v, EventBudget& out) const {
         out.burst = static_cast<std::uint32_t>(get_uint_in(v["burst"], "events.burst", 1, 1'000'000));
 }
 
+void Parser::parse_fleet(const Json& v, FleetSettings& out) const {
+    expect_object(v, "fleet", {"redis", "host", "publish_per_sec", "publish_burst"});
+    out.enabled = true;
+    if (!v.contains("redis"))
+        fail("fleet.redis", "required: how to reach the fleet's Redis (e.g. {\"address\": \"10.0.0.5:6379\"})");
+    const auto& r = v["redis"];
+    expect_object(r, "fleet.redis", config::kRedisSettingsFields);
+    out.redis = parse_redis_settings(*this, r, "fleet.redis");
+    if (out.redis.cluster)
+        fail("fleet.redis.cluster", "bans are shared through a standalone Redis (or a replicated one's primary); "
+                                    "Redis Cluster is for rlgate-l7's limits");
+    if (v.contains("host")) {
+        out.host = get_string(v["host"], "fleet.host");
+        if (!bans::valid_fleet_host(out.host))
+            fail("fleet.host", "1 to 64 characters, no whitespace, quotes or braces");
+    }
+    if (v.contains("publish_per_sec"))
+        out.publish_per_sec = static_cast<std::uint32_t>(get_uint_in(v["publish_per_sec"], "fleet.publish_per_sec", 1, 100'000));
+    if (v.contains("publish_burst"))
+        out.publish_burst = static_cast<std::uint32_t>(get_uint_in(v["publish_burst"], "fleet.publish_burst", 1, 1'000'000));
+}
+
 void Parser::parse_bans(const Json& v, BanSettings& out) const {
     expect_object(v, "bans", {"l7_default_ttl", "l7_max_ttl", "l7_reports_per_sec", "l7_burst", "violation_log", "history"});
     if (v.contains("l7_default_ttl"))
@@ -233,13 +257,15 @@ void Parser::parse_alerts(const Json& v, AlertSettings& out) const {
             static constexpr std::pair<std::string_view, AlertType> kTypes[] = {
                 {"drop_ratio", AlertType::drop_ratio},           {"ban_rate", AlertType::ban_rate},
                 {"map_fill", AlertType::map_fill},               {"repeat_offender", AlertType::repeat_offender},
-                {"program_detached", AlertType::program_detached}, {"l7_redis_down", AlertType::l7_redis_down}};
+                {"program_detached", AlertType::program_detached}, {"l7_redis_down", AlertType::l7_redis_down},
+                {"fleet_redis_down", AlertType::fleet_redis_down}};
             const auto* found = std::find_if(std::begin(kTypes), std::end(kTypes), [&](const auto& t) { return t.first == type; });
             if (found == std::end(kTypes))
                 fail(path + ".type", in_quotes(type) +
-                                         " is not drop_ratio, ban_rate, map_fill, repeat_offender, program_detached or l7_redis_down");
+                                         " is not drop_ratio, ban_rate, map_fill, repeat_offender, program_detached, l7_redis_down or fleet_redis_down");
             rule.type = found->second;
-            const bool boolean = rule.type == AlertType::program_detached || rule.type == AlertType::l7_redis_down;
+            const bool boolean = rule.type == AlertType::program_detached || rule.type == AlertType::l7_redis_down ||
+                                 rule.type == AlertType::fleet_redis_down;
             if (r.contains("above"))
                 rule.above = get_number(r["above"], path + ".above");
             else if (!boolean)
@@ -463,7 +489,7 @@ std::vector<net::Cidr> Parser::parse_cidr_list(const Json& v, const std::string&
 Config Parser::parse(std::string_view text) {
     const Json root = parse_json(text);
     expect_object(root, "",
-                  {"interfaces", "daemon", "maps", "events", "bans", "admin", "alerts", "dry_run", "drop_malformed",
+                  {"interfaces", "daemon", "maps", "events", "bans", "fleet", "admin", "alerts", "dry_run", "drop_malformed",
                    "default_tier", "tiers", "rules", "allow", "deny", "global"});
     Config cfg;
     auto& p = cfg.policy;
@@ -482,6 +508,8 @@ Config Parser::parse(std::string_view text) {
         parse_events(root["events"], cfg.events);
     if (root.contains("bans"))
         parse_bans(root["bans"], cfg.bans);
+    if (root.contains("fleet"))
+        parse_fleet(root["fleet"], cfg.fleet);
     if (root.contains("admin"))
         parse_admin(root["admin"], cfg.admin);
     if (root.contains("alerts"))
@@ -538,6 +566,7 @@ const char* to_string(AlertType t) {
     case AlertType::repeat_offender: return "repeat_offender";
     case AlertType::program_detached: return "program_detached";
     case AlertType::l7_redis_down: return "l7_redis_down";
+    case AlertType::fleet_redis_down: return "fleet_redis_down";
     }
     return "?";
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/config/json_reader.hpp"  // ConfigError
+#include "core/config/redis_settings.hpp"
 #include "core/policy/policy.hpp"
 
 namespace rlgate::config {
@@ -45,6 +46,15 @@ struct BanSettings {
     std::uint32_t history_max = 100'000;        // violations remembered
 };
 
+// Fleet mode: bans shared with the other rlgated hosts through Redis.
+struct FleetSettings {
+    bool enabled = false;          // a "fleet" object is present
+    RedisSettings redis;           // standalone Redis (pub/sub and one hash)
+    std::string host;              // this host's name in the fleet; empty: the machine's host name
+    std::uint32_t publish_per_sec = 50;  // bans this host publishes; more are applied here only
+    std::uint32_t publish_burst = 500;
+};
+
 // Map sizes fix the pinned maps' layout: changing them needs `rlgated --cleanup`.
 struct MapSizes {
     std::uint32_t buckets = 1U << 20;
@@ -64,7 +74,7 @@ struct AdminSettings {
     std::uint32_t max_connections = 64;
 };
 
-enum class AlertType { drop_ratio, ban_rate, map_fill, repeat_offender, program_detached, l7_redis_down };
+enum class AlertType { drop_ratio, ban_rate, map_fill, repeat_offender, program_detached, l7_redis_down, fleet_redis_down };
 
 struct AlertRule {
     std::string name;
@@ -101,6 +111,7 @@ struct Config {
     BanSettings bans;
     AdminSettings admin;
     AlertSettings alerts;
+    FleetSettings fleet;
     policy::Policy policy;
 };
 
