@@ -204,6 +204,7 @@ TEST_F(FleetTest, BansAndUnbansReachTheOtherHostWithin1sAndLateHostsLoadThem) {
     int rc = 0;
     const auto table = shell(std::string(RLCTL_PATH) + " --socket " + a_->socket() + " fleet status", &rc);
     EXPECT_EQ(rc, 0) << table;
+    std::cout << "$ rlctl fleet status\n" << table;
     EXPECT_NE(table.find("host:          edge-a"), std::string::npos) << table;
     EXPECT_NE(table.find(" up "), std::string::npos) << table;
     EXPECT_NE(table.find("edge-b"), std::string::npos) << table;

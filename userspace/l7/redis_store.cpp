@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <vector>
 
 #include "core/ratelimit/redis_script.hpp"
@@ -179,8 +180,46 @@ boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::across_sl
     co_return result;
 }
 
+std::optional<ratelimit::Decision> RedisStore::from_lease(const std::string& signature, std::int64_t now_ns, bool& hot) {
+    std::lock_guard lock(lease_mu_);
+    if (auto it = leases_.find(signature); it != leases_.end()) {
+        auto& l = it->second;
+        if (l.until_ns > now_ns && l.left > 0) {
+            --l.left;
+            auto d = l.granted;
+            d.tightest.remaining += l.left * l.cost;  // what this host still holds for the caller
+            return d;
+        }
+        leases_.erase(it);
+    }
+    // Hot: decided before within lease_ttl. Both maps stay bounded under a key-spraying flood.
+    if (last_seen_.size() >= kMaxCachedRefusals) {
+        std::erase_if(last_seen_, [&](const auto& e) { return now_ns - e.second > settings_.lease_ttl_ns; });
+        if (last_seen_.size() >= kMaxCachedRefusals)
+            last_seen_.clear();
+    }
+    auto [seen, fresh] = last_seen_.try_emplace(signature, now_ns);
+    hot = !fresh && now_ns - seen->second <= settings_.lease_ttl_ns && leases_.size() < kMaxCachedRefusals;
+    seen->second = now_ns;
+    return std::nullopt;
+}
+
 boost::asio::awaitable<ratelimit::Decision> RedisStore::decide(std::span<const Keyed> keyed, std::uint64_t cost,
                                                                std::int64_t now_ns, std::int64_t unix_ns) {
+    // Leased units first: they are paid for, whatever Redis or the cache say now.
+    const std::uint64_t n = settings_.lease_size;
+    const bool leasing = n > 1 && cost > 0 && cost <= std::numeric_limits<std::uint64_t>::max() / n;
+    std::string signature;
+    bool hot = false;
+    if (leasing) {
+        signature = std::to_string(cost);
+        for (const auto& k : keyed)
+            signature.append("\x1f").append(k.key);
+        if (auto leased = from_lease(signature, now_ns, hot)) {
+            ++by_lease_;
+            co_return *leased;
+        }
+    }
     if (auto refused = cached_refusal(keyed, cost, now_ns)) {
         ++by_cache_;
         co_return *refused;
@@ -188,6 +227,29 @@ boost::asio::awaitable<ratelimit::Decision> RedisStore::decide(std::span<const K
     if (!up()) {
         auto d = fallback(keyed, cost, now_ns);
         co_return d;
+    }
+    if (hot) {
+        std::optional<ratelimit::Decision> granted;
+        if (cluster_)
+            granted = co_await across_slots(keyed, cost * n, unix_ns);
+        else
+            granted = co_await run_script(keyed, cost * n, unix_ns, false, 0);
+        if (granted && granted->allowed) {
+            ++by_redis_;
+            ++leases_granted_;
+            std::uint64_t held = n - 1;
+            {
+                std::lock_guard lock(lease_mu_);
+                auto& l = leases_[signature];
+                if (l.until_ns > now_ns)
+                    held += l.left;  // a lease taken meanwhile by another request keeps its units
+                l = Lease{.until_ns = now_ns + settings_.lease_ttl_ns, .left = held, .cost = cost, .granted = *granted};
+            }
+            auto d = *granted;
+            d.tightest.remaining += held * cost;
+            co_return d;
+        }
+        // Not N units left (or no answer): decide this one alone.
     }
     std::optional<ratelimit::Decision> d;
     if (cluster_)
@@ -285,9 +347,11 @@ void RedisStore::remember_refusal(std::span<const ratelimit::MemoryStore::KeyedL
 RedisStore::Stats RedisStore::stats() const {
     return {.redis = by_redis_.load(),
             .cache = by_cache_.load(),
+            .lease = by_lease_.load(),
             .local = by_local_.load(),
             .open = by_open_.load(),
             .closed = by_closed_.load(),
+            .leases = leases_granted_.load(),
             .noscript = noscript_.load(),
             .client = cluster_ ? cluster_->stats().calls : single_->stats(),
             .moved = cluster_ ? cluster_->stats().moved : 0,

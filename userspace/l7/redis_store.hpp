@@ -7,7 +7,12 @@
 // refused from a local cache until their retry time, so a flood from one key
 // costs Redis one call. When Redis cannot answer within the timeout, the
 // configured fallback decides: local limits (divided by the fleet size),
-// admit, or refuse.
+// admit, or refuse. With lease_size N > 1, a decision repeated within
+// lease_ttl (a hot caller) is charged N times in one call and the other N-1
+// are handed out here: Redis sees 1/N of the calls; nothing is admitted past
+// a limit (the units are charged before they are used), but units a host
+// leased and did not use before lease_ttl are lost: a hot caller may get up to
+// (N-1) x cost fewer per host and lease_ttl than its limit.
 #pragma once
 
 #include <atomic>
@@ -47,7 +52,8 @@ public:
 
     [[nodiscard]] bool up() const { return cluster_ ? cluster_->up() : single_->up(); }
     struct Stats {
-        std::uint64_t redis = 0, cache = 0, local = 0, open = 0, closed = 0;  // decisions by source
+        std::uint64_t redis = 0, cache = 0, lease = 0, local = 0, open = 0, closed = 0;  // decisions by source
+        std::uint64_t leases = 0;  // leases granted by Redis
         std::uint64_t noscript = 0;
         redis::RedisClient::Stats client;  // summed over a cluster's masters
         std::uint64_t moved = 0, ask = 0;  // Cluster redirections followed
@@ -72,6 +78,18 @@ private:
     void remember_refusal(std::span<const ratelimit::MemoryStore::KeyedLimits> keyed, const ratelimit::Decision& d,
                           std::uint64_t cost, std::int64_t now_ns);
 
+    // A lease of the decision `signature`: its units left, until when, and the decision it copies.
+    std::optional<ratelimit::Decision> from_lease(const std::string& signature, std::int64_t now_ns, bool& hot);
+    struct Lease {
+        std::int64_t until_ns = 0;
+        std::uint64_t left = 0;  // decisions
+        std::uint64_t cost = 0;
+        ratelimit::Decision granted;
+    };
+    std::mutex lease_mu_;
+    std::unordered_map<std::string, Lease> leases_;
+    std::unordered_map<std::string, std::int64_t> last_seen_;  // signature -> last decision, limiter clock
+
     RedisStoreSettings settings_;
     std::unique_ptr<redis::RedisClient> single_;     // standalone Redis
     std::shared_ptr<redis::RedisCluster> cluster_;  // or Redis Cluster
@@ -86,6 +104,7 @@ private:
     std::mutex cache_mu_;
     std::unordered_map<std::string, Refusal> cache_;  // key -> refused until (limiter clock)
 
+    std::atomic<std::uint64_t> by_lease_{0}, leases_granted_{0};
     std::atomic<std::uint64_t> by_redis_{0}, by_cache_{0}, by_local_{0}, by_open_{0}, by_closed_{0}, noscript_{0};
 };
 

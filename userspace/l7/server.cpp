@@ -716,6 +716,7 @@ std::string Server::metrics() const {
                  "while Redis cannot answer (local, open, closed).");
         x.sample("rlgate_l7_store_decisions_total", {{"source", "redis"}}, r.redis);
         x.sample("rlgate_l7_store_decisions_total", {{"source", "cache"}}, r.cache);
+        x.sample("rlgate_l7_store_decisions_total", {{"source", "lease"}}, r.lease);
         x.sample("rlgate_l7_store_decisions_total", {{"source", "local"}}, r.local);
         x.sample("rlgate_l7_store_decisions_total", {{"source", "open"}}, r.open);
         x.sample("rlgate_l7_store_decisions_total", {{"source", "closed"}}, r.closed);
@@ -727,6 +728,9 @@ std::string Server::metrics() const {
         x.sample("rlgate_l7_redis_timeouts_total", {}, r.client.timeouts);
         x.family("rlgate_l7_redis_script_loads_total", "counter", "NOSCRIPT answers: the script was loaded again.");
         x.sample("rlgate_l7_redis_script_loads_total", {}, r.noscript);
+        x.family("rlgate_l7_redis_redirects_total", "counter", "Redis Cluster redirections followed, by kind.");
+        x.sample("rlgate_l7_redis_redirects_total", {{"kind", "moved"}}, r.moved);
+        x.sample("rlgate_l7_redis_redirects_total", {{"kind", "ask"}}, r.ask);
     }
     const auto e = escalator_.stats();
     x.family("rlgate_l7_rlgated_requests_total", "counter", "Requests to rlgated's escalation socket, by result.");

@@ -185,7 +185,7 @@ std::vector<net::Cidr> Parser::parse_cidrs(const Json& v, const std::string& pat
 
 RedisStoreSettings Parser::parse_redis(const Json& v, const std::string& path) const {
     std::vector<std::string_view> known(config::kRedisSettingsFields.begin(), config::kRedisSettingsFields.end());
-    known.insert(known.end(), {"on_failure", "fleet_size"});
+    known.insert(known.end(), {"on_failure", "fleet_size", "lease_size", "lease_ttl"});
     expect_object(v, path, known);
     RedisStoreSettings r;
     static_cast<config::RedisSettings&>(r) = config::parse_redis_settings(*this, v, path);
@@ -204,6 +204,13 @@ RedisStoreSettings Parser::parse_redis(const Json& v, const std::string& path) c
     }
     if (v.contains("fleet_size"))
         r.fleet_size = static_cast<unsigned>(get_uint_in(v["fleet_size"], join(path, "fleet_size"), 1, 10'000));
+    if (v.contains("lease_size"))
+        r.lease_size = static_cast<unsigned>(get_uint_in(v["lease_size"], join(path, "lease_size"), 0, 10'000));
+    if (v.contains("lease_ttl")) {
+        r.lease_ttl_ns = get_duration_i(v["lease_ttl"], join(path, "lease_ttl"));
+        if (r.lease_ttl_ns < 10'000'000 || r.lease_ttl_ns > 60'000'000'000)
+            fail(join(path, "lease_ttl"), "between 10 ms and 60 s");
+    }
     return r;
 }
 

@@ -116,6 +116,10 @@ enum class RedisFailure {
 struct RedisStoreSettings : config::RedisSettings {
     RedisFailure on_failure = RedisFailure::local;
     unsigned fleet_size = 1;  // on_failure "local": each host enforces limit / fleet_size
+    // Token leasing for hot decisions: `lease_size` decisions charged to Redis in one call
+    // and handed out here until used or `lease_ttl` passes (0/1: off).
+    unsigned lease_size = 0;
+    std::int64_t lease_ttl_ns = 1'000'000'000;
 };
 
 struct L7Config {
