@@ -132,6 +132,21 @@ TEST(L7Config, RedisStoreSettingsAreCheckedFieldByField) {
     EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"fleet_size", 0}}}})), "store.redis.fleet_size");
     EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"password", "a"}, {"password_file", "/x"}}}})),
               "store.redis.password");
+    // Redis Cluster and token leasing.
+    const auto cl = parse(with_store({{"type", "redis"},
+                                      {"redis", {{"address", "10.0.0.5:7000"}, {"cluster", true}, {"seeds", {"10.0.0.6:7000"}},
+                                                 {"lease_size", 10}, {"lease_ttl", "500ms"}}}}));
+    EXPECT_TRUE(cl.redis->cluster);
+    ASSERT_EQ(cl.redis->seeds.size(), 1U);
+    EXPECT_EQ(cl.redis->seeds[0].first, "10.0.0.6");
+    EXPECT_EQ(cl.redis->lease_size, 10U);
+    EXPECT_EQ(cl.redis->lease_ttl_ns, 500'000'000);
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"seeds", {"10.0.0.6:7000"}}}}})), "store.redis.seeds")
+        << "seeds only with cluster";
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"cluster", true}, {"seeds", {"nohost"}}}}})),
+              "store.redis.seeds[0]");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"lease_size", 10001}}}})), "store.redis.lease_size");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"lease_ttl", "5ms"}}}})), "store.redis.lease_ttl");
 }
 
 TEST(L7Config, TheShippedExampleIsValid) {

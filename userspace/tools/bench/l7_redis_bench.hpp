@@ -12,6 +12,7 @@ struct L7RedisBenchOptions {
     unsigned concurrency = 64;       // decisions in flight
     unsigned connections = 2;        // to Redis
     double seconds = 5.0;            // per scenario
+    unsigned lease = 0;              // store.redis.lease_size (0: off)
     bool json = false;
 };
 

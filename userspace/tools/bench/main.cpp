@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // rlgate-bench: benchmark programs that print figures (never pass/fail).
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <exception>
@@ -74,9 +75,12 @@ int main(int argc, char** argv) {
     l7r_cmd->add_option("--concurrency", l7r.concurrency, "decisions in flight")->check(CLI::Range(1U, 4096U));
     l7r_cmd->add_option("--connections", l7r.connections, "connections to Redis")->check(CLI::Range(1U, 64U));
     l7r_cmd->add_option("--seconds", l7r.seconds, "per scenario")->check(CLI::Range(0.1, 120.0));
+    l7r_cmd->add_option("--lease", l7r.lease, "token leasing: decisions charged per Redis call for hot callers (0: off)")
+        ->check(CLI::Range(0U, 10'000U));
     l7r_cmd->add_flag("--json", l7r.json, "print JSON");
 
     CLI11_PARSE(app, argc, argv);
+    spdlog::set_default_logger(spdlog::stderr_color_mt("rlgate-bench"));  // stdout carries the figures (--json)
     spdlog::set_level(spdlog::level::warn);
     try {
         if (xdp_cmd->parsed())
