@@ -58,7 +58,7 @@ http {
   limit_req_zone \$binary_remote_addr zone=under:10m rate=10000000r/s;
   limit_req_zone \$binary_remote_addr zone=over:10m rate=1r/m;
   limit_req_status 429;
-  # limit_req runs in the preaccess phase, after `return` (rewrite phase) has
+  # limit_req runs in the preaccess phase, after "return" (rewrite phase) has
   # already answered: with "return 200" nginx never checks the limit. The
   # content here is an empty file, so limit_req does run.
   server {
