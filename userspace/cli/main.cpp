@@ -130,6 +130,29 @@ int main(int argc, char** argv) {
     events->add_flag("-f,--follow", follow, "keep streaming (the default; for symmetry with tail)");
     events->add_option("--count", max_events, "stop after this many events");
     events->add_option("--for", quiet_ms, "stop after this many ms without an event");
+    auto* override_cmd = app.add_subcommand("override", "change a tier's or rule's limits now, for a while");
+    override_cmd->require_subcommand(1);
+    std::string override_name, override_for;
+    double override_factor = 0;
+    std::uint64_t override_pps = 0;
+    bool override_rule = false, override_all = false;
+    auto* override_set = override_cmd->add_subcommand("set", "scale NAME's limits (--factor) or set its rate (--pps)");
+    override_set->add_option("NAME", override_name, "a tier (or, with --rule, an L4 rule)")->required();
+    auto* factor_opt = override_set->add_option("--factor", override_factor, "multiply its rates and bursts, e.g. 2 or 0.5")
+                           ->check(CLI::Range(0.001, 1000.0));
+    auto* pps_opt = override_set->add_option("--pps", override_pps, "packets per second (burst scaled alike)")
+                        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000ULL}));
+    factor_opt->excludes(pps_opt);
+    override_set->add_option("--for", override_for, "how long, e.g. 30m, 2h, 3d (default: until cleared)");
+    override_set->add_option("--reason", reason, "why (shown by override list)");
+    override_set->add_flag("--rule", override_rule, "NAME is an L4 rule (when a tier has the same name)");
+    auto* override_list = override_cmd->add_subcommand("list", "overrides, schedule, emergency and the controller's factors");
+    auto* override_clear = override_cmd->add_subcommand("clear", "remove the override of NAME (or --all) set with rlctl");
+    override_clear->add_option("NAME", override_name);
+    override_clear->add_flag("--all", override_all, "every override set with rlctl");
+    auto* emergency = app.add_subcommand("emergency", "apply the config's emergency profile now, or revert it");
+    std::string emergency_state;
+    emergency->add_option("STATE", emergency_state, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
     auto* fleet = app.add_subcommand("fleet", "fleet mode: bans shared with other hosts through Redis");
     fleet->require_subcommand(1);
     auto* fleet_status = fleet->add_subcommand("status", "this host, Redis health, last sync, peers seen");
@@ -329,6 +352,48 @@ int main(int argc, char** argv) {
             if (!cidr.empty())
                 args["cidr"] = cidr;
             print(g, client.call("ban.history", args), rlgate::cli::render_violations);
+        } else if (override_set->parsed()) {
+            if (factor_opt->count() == 0 && pps_opt->count() == 0) {
+                std::cerr << "rlctl: override set: give --factor or --pps" << std::endl;
+                return 2;
+            }
+            json args{{"name", override_name}, {"reason", reason}};
+            if (override_rule)
+                args["target"] = "rule";
+            if (factor_opt->count())
+                args["factor"] = override_factor;
+            else
+                args["pps"] = override_pps;
+            if (!override_for.empty()) {
+                const auto ns = rlgate::config::parse_duration_ns(override_for);
+                if (!ns || *ns < 1'000'000'000ULL || *ns > 366ULL * 86400 * 1'000'000'000ULL) {
+                    std::cerr << "rlctl: --for: '" << override_for
+                              << "' is not a duration between 1s and a year (e.g. 30m, 2h, 3d)" << std::endl;
+                    return 2;
+                }
+                args["for_s"] = *ns / 1'000'000'000ULL;
+            }
+            const auto r = client.call("override.set", args);
+            print(g, r, [](const json& res, std::ostream& out) {
+                out << "override in force (policy generation " << res["generation"] << ")"
+                    << (res["until"].is_string() ? ", until " + res["until"].get<std::string>() : std::string(", until cleared"))
+                    << "\n";
+            });
+        } else if (override_list->parsed()) {
+            print(g, client.call("override.list"), rlgate::cli::render_limits);
+        } else if (override_clear->parsed()) {
+            if (override_all == !override_name.empty()) {
+                std::cerr << "rlctl: override clear: give NAME or --all" << std::endl;
+                return 2;
+            }
+            const auto r = client.call("override.clear", override_all ? json{{"all", true}} : json{{"name", override_name}});
+            print(g, r, [](const json& res, std::ostream& out) { out << res["cleared"] << " override(s) cleared\n"; });
+        } else if (emergency->parsed()) {
+            const auto r = client.call("emergency", {{"on", emergency_state == "on"}});
+            print(g, r, [](const json& res, std::ostream& out) {
+                out << "emergency mode " << (res.value("emergency", false) ? "ON" : "off") << " (policy generation "
+                    << res["generation"] << ")\n";
+            });
         } else if (fleet_status->parsed()) {
             print(g, client.call("fleet.status"), rlgate::cli::render_fleet);
         } else if (alerts->parsed()) {

@@ -80,6 +80,16 @@ void render_status(const json& r, std::ostream& out) {
         maps.add({str(m, "name"), str(m, "entries"), str(m, "max_entries"), fill});
     }
     maps.print(out);
+    if (r.contains("limits")) {
+        const auto& l = r["limits"];
+        const auto& a = field(l, "adaptive");
+        std::size_t active = 0;
+        for (const auto& o : field(l, "overrides"))
+            active += o.value("active", false);
+        out << "\nlimits: adaptive " << (a.value("enabled", false) ? "level " + str(a, "level") + " of " + str(a, "max_level") : std::string("off"))
+            << ", emergency " << (l.value("emergency", false) ? "ON" : "off") << ", " << active
+            << " override(s) in force (rlctl override list)\n";
+    }
 }
 
 void render_stats(const json& r, std::ostream& out) {
@@ -230,6 +240,37 @@ void render_alerts(const json& r, std::ostream& out) {
         out << "\n";
         hooks.print(out);
     }
+}
+
+void render_limits(const json& r, std::ostream& out) {
+    const auto& a = field(r, "adaptive");
+    if (a.value("enabled", false)) {
+        char load[32];
+        std::snprintf(load, sizeof load, "%.2f", num(a, "load"));
+        out << "adaptive: level " << str(a, "level") << " of " << str(a, "max_level") << ", load " << load << " ("
+            << str(a, "cause") << ")\n";
+    } else {
+        out << "adaptive: off (config: adaptive)\n";
+    }
+    out << "emergency: " << (r.value("emergency", false) ? "ON" : "off") << "\n\n";
+    Table tiers({"TIER", "PPS NOW", "FACTOR"});
+    for (const auto& t : field(r, "tiers")) {
+        char factor[32];
+        std::snprintf(factor, sizeof factor, "%.3g", num(t, "factor"));
+        tiers.add({str(t, "tier"), str(t, "pps"), factor});
+    }
+    tiers.print(out);
+    Table overrides({"TARGET", "NAME", "SET TO", "ORIGIN", "ACTIVE", "UNTIL", "REASON"});
+    for (const auto& o : field(r, "overrides")) {
+        std::string to = o["factor"].is_number() ? "x" + str(o, "factor") : str(o, "pps") + " pps";
+        overrides.add({str(o, "target"), str(o, "name"), to, str(o, "origin"), o.value("active", false) ? "yes" : "no",
+                       str(o, "until", "cleared"), str(o, "reason", "").empty() ? "-" : str(o, "reason")});
+    }
+    out << "\n";
+    if (overrides.empty())
+        out << "no override\n";
+    else
+        overrides.print(out);
 }
 
 void render_fleet(const json& r, std::ostream& out) {

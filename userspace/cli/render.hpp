@@ -18,6 +18,7 @@ void render_violations(const nlohmann::json& r, std::ostream& out);
 void render_event(const nlohmann::json& e, std::ostream& out);
 void render_alerts(const nlohmann::json& r, std::ostream& out);
 void render_fleet(const nlohmann::json& r, std::ostream& out);
+void render_limits(const nlohmann::json& r, std::ostream& out);  // override list, status
 void render_insights(const nlohmann::json& r, std::ostream& out);
 
 }  // namespace rlgate::cli

@@ -116,6 +116,10 @@ void Daemon::handle(const control::Request& req, ControlServer::Reply reply, std
         result = cmd_ban(c, req.args);
     else if (c == "fleet.status")
         result = cmd_fleet_status();
+    else if (c.starts_with("override."))
+        result = cmd_override(c, req.args);
+    else if (c == "emergency")
+        result = cmd_emergency(req.args);
     else if (c == "alerts")
         result = cmd_alerts();
     else if (c == "insights")
@@ -160,6 +164,7 @@ json Daemon::cmd_status() const {
             {"admin", admin_ ? json("http://" + admin_->endpoint() + "/") : json(nullptr)},
             {"interfaces", ifaces},
             {"maps", maps},
+            {"limits", scaling_json()},
             {"last_reload", outcome_json(last_reload_)}};
 }
 

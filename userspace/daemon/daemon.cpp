@@ -120,6 +120,7 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
         throw StartupError(all);
     }
     last_reload_ = first;
+    start_adaptive();
     start_bans();
     start_fleet();
     control_ = std::make_unique<ControlServer>(
@@ -160,10 +161,16 @@ std::size_t Daemon::cleanup(const config::Config& cfg) {
 void Daemon::notify_systemd(const std::string& state) const { sd_notify(0, state.c_str()); }
 
 std::uint32_t Daemon::apply_effective_policy(std::vector<std::string>& warnings) {
-    auto eff = config::effective_policy(base_policy_, overlay_, &warnings);
+    const auto now = now_ms();
+    const auto scaling = current_scaling(&warnings);
+    auto eff = policy::scaled(config::effective_policy(base_policy_, overlay_, &warnings), scaling, now);
     auto compiled = policy::compile(eff);
     const auto gen = dataplane_->apply_policy(compiled);
     effective_ = std::move(eff);
+    applied_overrides_.clear();
+    for (const auto& o : policy::active_overrides(scaling.overrides, now))
+        applied_overrides_ += o.name + (o.target == policy::Override::Target::tier ? "/t/" : "/r/") +
+                              (o.factor ? std::to_string(*o.factor) : "") + "/" + (o.pps ? std::to_string(*o.pps) : "") + ";";
     tier_names_ = compiled.tier_names;
     rule_names_ = compiled.rule_names;
     for (const auto& w : warnings)
@@ -233,11 +240,17 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     next.events = config_.events;
 
     const auto old_base = base_policy_;
+    const auto old_schedule = config_.schedule;
+    const auto old_emergency = config_.emergency;
     base_policy_ = next.policy;
+    config_.schedule = next.schedule;  // what the new policy is scaled with
+    config_.emergency = next.emergency;
     try {
         out.generation = apply_effective_policy(out.warnings);
     } catch (...) {
         base_policy_ = old_base;
+        config_.schedule = old_schedule;
+        config_.emergency = old_emergency;
         throw;
     }
     keep(next.admin.listen != config_.admin.listen || next.admin.token != config_.admin.token ||
@@ -255,8 +268,14 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
         spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
     if (violation_log_ && next.bans.violation_log_format != config_.bans.violation_log_format)
         violation_log_->set_pattern(next.bans.violation_log_format == "json" ? "%v" : "%Y-%m-%dT%H:%M:%S%z %v");
+    const bool adaptive_changed = !(next.adaptive == config_.adaptive);
     config_ = std::move(next);
     policy_source_ = source;
+    if (adaptive_changed) {  // a new controller starts from factor 1
+        start_adaptive();
+        std::vector<std::string> ignored;
+        out.generation = apply_effective_policy(ignored);
+    }
     l7_budgets_.clear();  // report budgets follow the new bans.l7_* settings
     if (alert_engine_)
         for (const auto& n : alert_engine_->replace_rules(config_.alerts.rules, now_ms()))
@@ -496,6 +515,7 @@ void Daemon::sample_counters() {
             fill_cache_ = dataplane_->map_fill();
         heal_interfaces();
         heal_pins();
+        adapt();
         evaluate_alerts();
     } catch (const std::exception& e) {
         spdlog::error("reading counters: {}", e.what());

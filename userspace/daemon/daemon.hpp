@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <spdlog/logger.h>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -134,6 +135,16 @@ private:
     void share_unban(const net::Cidr& prefix);
     nlohmann::json cmd_fleet_status() const;
 
+    // Adaptive limits, overrides, emergency (adaptive.cpp)
+    policy::Scaling current_scaling(std::vector<std::string>* warnings) const;
+    void start_adaptive();
+    void adapt();
+    void reapply_scaling(const std::string& why);
+    [[nodiscard]] nlohmann::json scaling_json() const;
+    nlohmann::json cmd_override(const std::string& cmd, const nlohmann::json& args);
+    nlohmann::json cmd_emergency(const nlohmann::json& args);
+    void note_l7_load(const nlohmann::json& args);
+
     // Observability (observability.cpp)
     void open_admin();
     void handle_http(const HttpRequest& req, AdminServer::Reply reply);
@@ -172,6 +183,24 @@ private:
     std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer
     std::map<std::string, ratelimit::TokenBucket> l7_other_budgets_;  // report/policy/version, per peer
     std::unique_ptr<FleetSync> fleet_;
+    std::unique_ptr<policy::Controller> controller_;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> cpu_times_;  // softirq, total per CPU (last sample)
+    std::map<std::string, double> load_signals_;  // signal -> value / high, last sample
+    policy::LoadSample last_load_;
+    struct AdaptiveChange {
+        std::int64_t at_ms = 0;
+        int level = 0;
+        std::string tier;
+        double factor = 1, load = 0;
+        std::string cause;
+    };
+    std::deque<AdaptiveChange> adaptive_changes_;  // newest last, bounded
+    std::string applied_overrides_;  // the overrides in force when the policy was last applied
+    struct L7Load {
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t latency_ms = 0, in_flight = 0;
+    };
+    std::optional<L7Load> l7_load_;
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<alerts::AlertEngine> alert_engine_;
     std::vector<std::shared_ptr<WebhookSender>> webhooks_;

@@ -378,6 +378,7 @@ json Daemon::cmd_insights() const {
 }
 
 void Daemon::handle_l7_report(const json& args) {
+    note_l7_load(args);
     if (auto it = args.find("decisions"); it != args.end()) {
         if (!it->is_array() || it->size() > 10'000)
             throw ProtocolError(code::invalid_argument, "decisions: an array of at most 10,000 entries");

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <ctime>
 #include <initializer_list>
 #include <limits>
 #include <map>
@@ -35,6 +36,11 @@ private:
     void parse_events(const Json& v, EventBudget& out) const;
     void parse_bans(const Json& v, BanSettings& out) const;
     void parse_fleet(const Json& v, FleetSettings& out) const;
+    void parse_adaptive(const Json& v, Config& cfg) const;
+    void parse_emergency(const Json& v, Config& cfg) const;
+    void parse_schedule(const Json& v, Config& cfg) const;
+    double get_factor(const Json& v, const std::string& path) const;
+    std::int64_t get_utc_ms(const Json& v, const std::string& path) const;
     void parse_admin(const Json& v, AdminSettings& out) const;
     void parse_alerts(const Json& v, AlertSettings& out) const;
     void parse_tiers(const Json& v, policy::Policy& out) const;
@@ -170,6 +176,112 @@ void Parser::parse_fleet(const Json& v, FleetSettings& out) const {
         out.publish_per_sec = static_cast<std::uint32_t>(get_uint_in(v["publish_per_sec"], "fleet.publish_per_sec", 1, 100'000));
     if (v.contains("publish_burst"))
         out.publish_burst = static_cast<std::uint32_t>(get_uint_in(v["publish_burst"], "fleet.publish_burst", 1, 1'000'000));
+}
+
+double Parser::get_factor(const Json& v, const std::string& path) const {
+    const double f = get_number(v, path);
+    if (!(f > 0) || f > 1000)
+        fail(path, "a factor above 0 and at most 1000");
+    return f;
+}
+
+// "2026-11-27T00:00:00Z": UTC only, so a schedule means the same instant on every host.
+std::int64_t Parser::get_utc_ms(const Json& v, const std::string& path) const {
+    const auto s = get_string(v, path);
+    std::tm tm{};
+    const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end != '\0')
+        fail(path, in_quotes(s) + " is not a UTC time like \"2026-11-27T00:00:00Z\"");
+    return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+void Parser::parse_adaptive(const Json& v, Config& cfg) const {
+    expect_object(v, "adaptive", {"tiers", "step", "min_factor", "recover_below", "dwell", "signals"});
+    auto& a = cfg.adaptive;
+    a.enabled = true;
+    if (!v.contains("tiers"))
+        fail("adaptive.tiers", "required: the tiers the controller may scale, lowest priority first");
+    const auto& tiers = get_array(v["tiers"], "adaptive.tiers");
+    for (std::size_t i = 0; i < tiers.size(); ++i)
+        a.controller.order.push_back(get_string(tiers[i], at_index("adaptive.tiers", i)));
+    if (v.contains("step")) {
+        a.controller.step = get_number(v["step"], "adaptive.step");
+        if (!(a.controller.step > 0 && a.controller.step < 1))
+            fail("adaptive.step", "between 0 and 1 (exclusive): the factor of one step");
+    }
+    if (v.contains("min_factor")) {
+        a.controller.min_factor = get_number(v["min_factor"], "adaptive.min_factor");
+        if (!(a.controller.min_factor > 0 && a.controller.min_factor < 1))
+            fail("adaptive.min_factor", "between 0 and 1 (exclusive)");
+    }
+    if (v.contains("recover_below")) {
+        a.controller.recover_below = get_number(v["recover_below"], "adaptive.recover_below");
+        if (!(a.controller.recover_below > 0 && a.controller.recover_below < 1))
+            fail("adaptive.recover_below", "between 0 and 1 (exclusive): a share of each signal's high level");
+    }
+    if (v.contains("dwell")) {
+        const auto ns = get_duration(v["dwell"], "adaptive.dwell");
+        if (ns < 1'000'000'000ULL || ns > 3'600'000'000'000ULL)
+            fail("adaptive.dwell", "between 1s and 1h");
+        a.controller.dwell_ms = static_cast<std::int64_t>(ns / 1'000'000);
+    }
+    if (!v.contains("signals"))
+        fail("adaptive.signals", "required: at least one load level (softirq_cpu, pps, map_fill, l7_latency, l7_in_flight)");
+    const auto& s = v["signals"];
+    expect_object(s, "adaptive.signals", {"softirq_cpu", "pps", "map_fill", "l7_latency", "l7_in_flight"});
+    auto share = [&](const char* name, double& out) {
+        if (!s.contains(name))
+            return;
+        out = get_number(s[name], std::string("adaptive.signals.") + name);
+        if (!(out > 0 && out <= 1))
+            fail(std::string("adaptive.signals.") + name, "a share above 0 and at most 1");
+    };
+    share("softirq_cpu", a.softirq_cpu);
+    share("map_fill", a.map_fill);
+    if (s.contains("pps"))
+        a.pps = get_quantity(s["pps"], "adaptive.signals.pps");
+    if (s.contains("l7_latency"))
+        a.l7_latency_ms = get_duration(s["l7_latency"], "adaptive.signals.l7_latency") / 1'000'000;
+    if (s.contains("l7_in_flight"))
+        a.l7_in_flight = get_uint_in(s["l7_in_flight"], "adaptive.signals.l7_in_flight", 1, 10'000'000);
+    if (a.softirq_cpu == 0 && a.pps == 0 && a.map_fill == 0 && a.l7_latency_ms == 0 && a.l7_in_flight == 0)
+        fail("adaptive.signals", "at least one load level (softirq_cpu, pps, map_fill, l7_latency, l7_in_flight)");
+}
+
+void Parser::parse_emergency(const Json& v, Config& cfg) const {
+    if (!v.is_object() || v.empty())
+        fail("emergency", "an object of tier -> factor, e.g. {\"free\": 0.1}");
+    for (const auto& [tier, f] : v.items())
+        cfg.emergency[tier] = get_factor(f, join("emergency", tier));
+}
+
+void Parser::parse_schedule(const Json& v, Config& cfg) const {
+    const auto& list = get_array(v, "schedule");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const auto path = at_index("schedule", i);
+        const auto& e = list[i];
+        expect_object(e, path, {"tier", "rule", "factor", "pps", "start", "end", "reason"});
+        policy::Override o{.origin = "schedule"};
+        if (e.contains("tier") == e.contains("rule"))
+            fail(path, "give one of \"tier\" and \"rule\"");
+        o.target = e.contains("tier") ? policy::Override::Target::tier : policy::Override::Target::rule;
+        o.name = get_string(e.contains("tier") ? e["tier"] : e["rule"], join(path, e.contains("tier") ? "tier" : "rule"));
+        if (e.contains("factor") == e.contains("pps"))
+            fail(path, "give one of \"factor\" and \"pps\"");
+        if (e.contains("factor"))
+            o.factor = get_factor(e["factor"], join(path, "factor"));
+        else
+            o.pps = get_uint_in(e["pps"], join(path, "pps"), 1, 1'000'000'000'000ULL);
+        if (!e.contains("start") || !e.contains("end"))
+            fail(path, "needs \"start\" and \"end\" (UTC, e.g. \"2026-11-27T00:00:00Z\")");
+        o.start_ms = get_utc_ms(e["start"], join(path, "start"));
+        o.until_ms = get_utc_ms(e["end"], join(path, "end"));
+        if (o.until_ms <= o.start_ms)
+            fail(join(path, "end"), "must be after start");
+        if (e.contains("reason"))
+            o.reason = get_string(e["reason"], join(path, "reason"));
+        cfg.schedule.push_back(std::move(o));
+    }
 }
 
 void Parser::parse_bans(const Json& v, BanSettings& out) const {
@@ -489,7 +601,8 @@ std::vector<net::Cidr> Parser::parse_cidr_list(const Json& v, const std::string&
 Config Parser::parse(std::string_view text) {
     const Json root = parse_json(text);
     expect_object(root, "",
-                  {"interfaces", "daemon", "maps", "events", "bans", "fleet", "admin", "alerts", "dry_run", "drop_malformed",
+                  {"interfaces", "daemon", "maps", "events", "bans", "fleet", "adaptive", "emergency", "schedule",
+                   "admin", "alerts", "dry_run", "drop_malformed",
                    "default_tier", "tiers", "rules", "allow", "deny", "global"});
     Config cfg;
     auto& p = cfg.policy;
@@ -510,6 +623,12 @@ Config Parser::parse(std::string_view text) {
         parse_bans(root["bans"], cfg.bans);
     if (root.contains("fleet"))
         parse_fleet(root["fleet"], cfg.fleet);
+    if (root.contains("adaptive"))
+        parse_adaptive(root["adaptive"], cfg);
+    if (root.contains("emergency"))
+        parse_emergency(root["emergency"], cfg);
+    if (root.contains("schedule"))
+        parse_schedule(root["schedule"], cfg);
     if (root.contains("admin"))
         parse_admin(root["admin"], cfg.admin);
     if (root.contains("alerts"))
@@ -537,6 +656,26 @@ Config Parser::parse(std::string_view text) {
     if (root.contains("global")) {
         expect_object(root["global"], "global", {"pps", "burst", "bytes_per_sec", "burst_bytes"});
         p.global = parse_limit(root["global"], "global");
+    }
+
+    // Adaptive limits, emergency and schedule name tiers and rules of this policy.
+    const auto is_tier = [&](const std::string& n) {
+        return std::any_of(p.tiers.begin(), p.tiers.end(), [&](const policy::Tier& t) { return t.name == n; });
+    };
+    for (std::size_t i = 0; i < cfg.adaptive.controller.order.size(); ++i)
+        if (!is_tier(cfg.adaptive.controller.order[i]))
+            fail(at_index("adaptive.tiers", i), in_quotes(cfg.adaptive.controller.order[i]) + " is not a tier");
+    for (const auto& [tier, f] : cfg.emergency)
+        if (!is_tier(tier))
+            fail(join("emergency", tier), in_quotes(tier) + " is not a tier");
+    for (std::size_t i = 0; i < cfg.schedule.size(); ++i) {
+        const auto& o = cfg.schedule[i];
+        const bool known = o.target == policy::Override::Target::tier
+                               ? is_tier(o.name)
+                               : std::any_of(p.rules.begin(), p.rules.end(), [&](const policy::Rule& r) { return r.name == o.name; });
+        if (!known)
+            fail(join(at_index("schedule", i), o.target == policy::Override::Target::tier ? "tier" : "rule"),
+                 in_quotes(o.name) + " is not a " + (o.target == policy::Override::Target::tier ? "tier" : "rule"));
     }
 
     policy::CompiledPolicy compiled;

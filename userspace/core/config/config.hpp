@@ -13,6 +13,8 @@
 
 #include "core/config/json_reader.hpp"  // ConfigError
 #include "core/config/redis_settings.hpp"
+#include "core/policy/controller.hpp"
+#include "core/policy/scaling.hpp"
 #include "core/policy/policy.hpp"
 
 namespace rlgate::config {
@@ -53,6 +55,19 @@ struct FleetSettings {
     std::string host;              // this host's name in the fleet; empty: the machine's host name
     std::uint32_t publish_per_sec = 50;  // bans this host publishes; more are applied here only
     std::uint32_t publish_burst = 500;
+};
+
+// Adaptive limits: the controller's settings and the load levels it reacts to
+// (each signal's "high": load 1.0). A signal left at 0 is not watched.
+struct AdaptiveSettings {
+    bool enabled = false;  // an "adaptive" object is present
+    policy::ControllerSettings controller;
+    double softirq_cpu = 0;          // share of a CPU in softirq (the busiest CPU), 0..1
+    std::uint64_t pps = 0;           // packets/s seen on all interfaces
+    double map_fill = 0;             // rl_buckets entries / capacity, 0..1
+    std::uint64_t l7_latency_ms = 0; // rlgate-l7's upstream latency (p99 of its last report)
+    std::uint64_t l7_in_flight = 0;  // rlgate-l7's requests in flight
+    bool operator==(const AdaptiveSettings&) const = default;
 };
 
 // Map sizes fix the pinned maps' layout: changing them needs `rlgated --cleanup`.
@@ -112,6 +127,9 @@ struct Config {
     AdminSettings admin;
     AlertSettings alerts;
     FleetSettings fleet;
+    AdaptiveSettings adaptive;
+    std::map<std::string, double> emergency;     // tier -> factor in emergency mode (rlctl emergency on)
+    std::vector<policy::Override> schedule;      // scheduled overrides (origin "schedule")
     policy::Policy policy;
 };
 

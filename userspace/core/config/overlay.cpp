@@ -161,16 +161,62 @@ json to_json(const RuntimeOverlay& o) {
     json attached = json::array();
     for (const auto& i : o.attached)
         attached.push_back({{"name", i.name}, {"mode", to_string(i.mode)}});
+    json overrides = json::array();
+    for (const auto& v : o.overrides) {
+        json e{{"target", v.target == policy::Override::Target::tier ? "tier" : "rule"},
+               {"name", v.name},
+               {"start_ms", v.start_ms},
+               {"until_ms", v.until_ms},
+               {"reason", v.reason}};
+        if (v.factor)
+            e["factor"] = *v.factor;
+        if (v.pps)
+            e["pps"] = *v.pps;
+        overrides.push_back(std::move(e));
+    }
     return json{{"allow_added", cidrs_to_json(o.allow_added)}, {"allow_removed", cidrs_to_json(o.allow_removed)},
                 {"deny_added", cidrs_to_json(o.deny_added)},   {"deny_removed", cidrs_to_json(o.deny_removed)},
                 {"members", members},                          {"attached", attached},
-                {"detached", o.detached}};
+                {"detached", o.detached},                      {"overrides", overrides},
+                {"emergency", o.emergency}};
 }
 
 RuntimeOverlay overlay_from_json(const json& j, const std::string& file) {
     if (!j.is_object())
         throw ConfigError(file, "(top level)", "expected an object");
     RuntimeOverlay o;
+    if (j.contains("emergency")) {
+        if (!j["emergency"].is_boolean())
+            throw ConfigError(file, "emergency", "expected true or false");
+        o.emergency = j["emergency"].get<bool>();
+    }
+    if (j.contains("overrides")) {
+        if (!j["overrides"].is_array())
+            throw ConfigError(file, "overrides", "expected an array");
+        for (std::size_t i = 0; i < j["overrides"].size(); ++i) {
+            const auto& e = j["overrides"][i];
+            const std::string field = "overrides[" + std::to_string(i) + "]";
+            const auto ok = e.is_object() && e.contains("target") && e["target"].is_string() && e.contains("name") &&
+                            e["name"].is_string() && e.value("start_ms", json(0)).is_number_integer() &&
+                            e.value("until_ms", json(0)).is_number_integer() &&
+                            (e.contains("factor") ? e["factor"].is_number() && e["factor"].get<double>() > 0 : true) &&
+                            (e.contains("pps") ? e["pps"].is_number_unsigned() : true) &&
+                            (e.contains("factor") != e.contains("pps"));
+            if (!ok)
+                throw ConfigError(file, field, "expected {\"target\", \"name\", \"factor\" or \"pps\", \"until_ms\"}");
+            policy::Override v{.target = e["target"] == "rule" ? policy::Override::Target::rule : policy::Override::Target::tier,
+                               .name = e["name"].get<std::string>(),
+                               .start_ms = e.value("start_ms", std::int64_t{0}),
+                               .until_ms = e.value("until_ms", std::int64_t{0}),
+                               .reason = e.value("reason", std::string()),
+                               .origin = "rlctl"};
+            if (e.contains("factor"))
+                v.factor = e["factor"].get<double>();
+            else
+                v.pps = e["pps"].get<std::uint64_t>();
+            o.overrides.push_back(std::move(v));
+        }
+    }
     o.allow_added = cidrs_from_json(j, "allow_added", file);
     o.allow_removed = cidrs_from_json(j, "allow_removed", file);
     o.deny_added = cidrs_from_json(j, "deny_added", file);

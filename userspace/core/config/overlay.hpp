@@ -19,6 +19,8 @@ struct RuntimeOverlay {
     std::vector<policy::TierMember> members;   // override the config's tier of the same prefix
     std::vector<InterfaceConfig> attached;     // attached with rlctl
     std::vector<std::string> detached;         // config interfaces detached with rlctl
+    std::vector<policy::Override> overrides;   // rlctl override set (expired ones are dropped when seen)
+    bool emergency = false;                    // rlctl emergency on
 
     bool operator==(const RuntimeOverlay&) const = default;
 };

@@ -24,6 +24,7 @@ struct ControllerSettings {
     double min_factor = 0.1;         // a tier is never scaled below this
     double recover_below = 0.7;      // load under which a level is undone
     std::int64_t dwell_ms = 5000;    // minimum time between two changes, and the time a condition must hold
+    bool operator==(const ControllerSettings&) const = default;
 };
 
 struct LoadSample {
