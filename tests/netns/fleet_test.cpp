@@ -5,6 +5,9 @@
 // A ban made on one host (manual, then a kernel auto-ban from a flood)
 // reaches the other host's BPF map within 1 s, an unban too; a host started
 // later loads the bans made before; a peer's ban is never published again.
+// Messages are signed with the fleet key: forged ones (unsigned, or signed
+// but broader than fleet.min_prefix_v4) change nothing; an unban made while
+// a host was down reaches it when it comes back.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -85,6 +88,8 @@ std::optional<std::chrono::milliseconds> time_until(Pred pred, std::chrono::mill
     return std::nullopt;
 }
 
+constexpr const char* kFleetKey = "test-fleet-key-0123456789";
+
 class FleetTest : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -118,6 +123,8 @@ protected:
     std::unique_ptr<DaemonProcess> host(int n, const std::string& name) {
         auto& pair = n == 1 ? *one_ : *two_;
         auto d = std::make_unique<DaemonProcess>(pair.ns_b(), "fleet-" + name);
+        const auto key_file = (d->dir() / "fleet.key").string();
+        std::ofstream(key_file) << kFleetKey << "\n";
         json redis = {{"address", "10.202." + std::to_string(n) + ".1:" + std::to_string(redis_->port())}, {"prefix", "t:"}};
         if (n == 1) {
             const auto file = (d->dir() / "redis-password").string();
@@ -130,7 +137,7 @@ protected:
                          {"tiers",
                           {{"default",
                             {{"pps", 100}, {"burst", 20}, {"autoban", {{"drops", 100}, {"window", "10s"}, {"ban", "5m"}}}}}}},
-                         {"fleet", {{"host", name}, {"redis", redis}}}});
+                         {"fleet", {{"host", name}, {"redis", redis}, {"key_file", key_file}}}});
         d->start();
         // Up means subscribed and synced once: what it is told from now on reaches it.
         const auto up = time_until([&] { return d->call("fleet.status")["last_sync"].is_string(); }, 5s);
@@ -188,7 +195,8 @@ TEST_F(FleetTest, BansAndUnbansReachTheOtherHostWithin1sAndLateHostsLoadThem) {
     const auto unbanned = time_until([&] { return !in_kernel_bans(*a_, "10.230.0.7"); }, 1000ms);
     ASSERT_TRUE(unbanned.has_value());
     std::cout << "[ fleet    ] unban on B gone from A's map after " << unbanned->count() << " ms\n";
-    EXPECT_EQ(redis_->cli("HEXISTS t:fleet:bans 10.230.0.7/32"), "0\n");
+    EXPECT_NE(redis_->cli("HGET t:fleet:bans 10.230.0.7/32").find("\"op\":\"unban\""), std::string::npos)
+        << "the ban replaced by a tombstone, for hosts away now";
 
     // fleet status on each: the other is a peer seen just now, Redis up.
     const auto seen = time_until(
@@ -219,6 +227,42 @@ TEST_F(FleetTest, BansAndUnbansReachTheOtherHostWithin1sAndLateHostsLoadThem) {
     b_ = host(2, "edge-b");
     EXPECT_TRUE(in_kernel_bans(*b_, "10.231.0.9")) << "the auto-ban made before it joined";
     EXPECT_FALSE(in_kernel_bans(*b_, "10.230.0.7")) << "the unbanned one stays unbanned";
+}
+
+TEST_F(FleetTest, ForgedMessagesChangeNothingAndAnUnbanReachesAHostThatWasDown) {
+    a_ = host(1, "edge-a");
+    b_ = host(2, "edge-b");
+    const auto json_of = [](const std::string& cidr) {
+        return json{{"v", 1}, {"op", "ban"}, {"cidr", cidr}, {"host", "mallory"}, {"origin", "manual"},
+                    {"reason", "forged"}, {"at_ms", 1}, {"expires_ms", 0}}
+            .dump();
+    };
+    // Unsigned: refused, counted.
+    EXPECT_EQ(redis_->cli("PUBLISH t:fleet:bans " + sh_quote(json_of("10.240.0.1/32"))), "2\n") << "both hosts listen";
+    // Signed with the fleet's key (as a host would) but a /8: refused by fleet.min_prefix_v4 (16).
+    const auto body = json_of("10.0.0.0/8");
+    auto mac = shell("printf '%s' " + sh_quote(body) + " | openssl dgst -sha256 -hmac " + sh_quote(kFleetKey) +
+                     " | awk '{print $NF}'");
+    mac.erase(mac.find_last_not_of("\n") + 1);
+    ASSERT_EQ(mac.size(), 64U) << mac;
+    EXPECT_EQ(redis_->cli("PUBLISH t:fleet:bans " + sh_quote(mac + "." + body)), "2\n");
+    const auto refused = time_until([&] { return b_->call("fleet.status")["invalid"].get<int>() >= 1; }, 2000ms);
+    EXPECT_TRUE(refused.has_value()) << b_->call("fleet.status").dump();
+    std::this_thread::sleep_for(200ms);
+    EXPECT_FALSE(in_kernel_bans(*b_, "10.240.0.1"));
+    EXPECT_EQ(b_->call("ban.list")["bans"].size(), 0U) << b_->call("ban.list").dump();
+    EXPECT_NE(b_->log_text().find("broader than /16"), std::string::npos) << b_->log_text();
+
+    // A ban reaches B; B goes down; A lifts the ban; B comes back (same state and pins) and lifts it too.
+    ASSERT_EQ(a_->call("ban.add", {{"cidr", "10.241.0.3/32"}})["added"], 1);
+    ASSERT_TRUE(time_until([&] { return in_kernel_bans(*b_, "10.241.0.3"); }, 1000ms).has_value());
+    b_->kill9();
+    ASSERT_EQ(a_->call("ban.del", {{"cidr", "10.241.0.3/32"}})["removed"], 1);
+    EXPECT_NE(redis_->cli("HGET t:fleet:bans 10.241.0.3/32").find("unban"), std::string::npos) << "a tombstone";
+    EXPECT_TRUE(in_kernel_bans(*b_, "10.241.0.3")) << "still in B's pinned map while B is down";
+    b_->start();
+    const auto lifted = time_until([&] { return !in_kernel_bans(*b_, "10.241.0.3"); }, 5000ms);
+    EXPECT_TRUE(lifted.has_value()) << b_->log_text();
 }
 
 TEST_F(FleetTest, BansMadeWhileRedisIsAwayArePublishedWhenItReturns) {

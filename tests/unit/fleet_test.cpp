@@ -68,6 +68,23 @@ TEST(FleetMessage, RefusesWhatIsNotOneOfOurs) {
     EXPECT_TRUE(bans::decode_fleet_message(bans::encode(long_reason), nullptr)) << "encode cuts the reason";
 }
 
+TEST(FleetMessage, WithAKeyOnlySignedMessagesOfThatKeyAreAccepted) {
+    const auto m = sample();
+    const std::string key = "0123456789abcdef-fleet";
+    const auto signed_text = bans::encode(m, key);
+    ASSERT_EQ(signed_text[64], '.');
+    std::string error;
+    EXPECT_EQ(bans::decode_fleet_message(signed_text, &error, key), m) << error;
+    EXPECT_FALSE(bans::decode_fleet_message(bans::encode(m), &error, key)) << "unsigned";
+    EXPECT_NE(error.find("no MAC"), std::string::npos) << error;
+    EXPECT_FALSE(bans::decode_fleet_message(bans::encode(m, "another key, as long"), &error, key));
+    EXPECT_NE(error.find("wrong MAC"), std::string::npos) << error;
+    auto tampered = signed_text;
+    tampered.replace(tampered.find("edge-1"), 6, "edge-2");
+    EXPECT_FALSE(bans::decode_fleet_message(tampered, &error, key)) << "a changed message";
+    EXPECT_EQ(bans::decode_fleet_message(signed_text, &error), m) << "no key here: the JSON is read";
+}
+
 config::ConfigError fleet_error(const std::string& fleet) {
     try {
         (void)config::parse_config(R"({"tiers": {"free": {"pps": 10, "burst": 10}}, "fleet": )" + fleet + "}", "t.json");
@@ -119,7 +136,7 @@ TEST(RedisCluster, KeySlotsRedirectsAndSlotMaps) {
     const auto ask = redis::parse_redirect("ASK 1 [::1]:7000");
     ASSERT_TRUE(ask);
     EXPECT_TRUE(ask->ask);
-    EXPECT_EQ(ask->host, "[::1]");
+    EXPECT_EQ(ask->host, "::1") << "brackets off: an address to connect to";
     for (const char* bad : {"ERR wrong", "MOVED", "MOVED x 1.2.3.4:5", "MOVED 16384 1.2.3.4:5", "MOVED 1 1.2.3.4",
                             "MOVED 1 1.2.3.4:0", "ASK 1 :5"})
         EXPECT_FALSE(redis::parse_redirect(bad)) << bad;

@@ -218,15 +218,7 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
          "daemon.escalation_socket/escalation_group");
     keep(next.bans.violation_log_path != config_.bans.violation_log_path, "bans.violation_log.path");
     keep(next.bans.history_max != config_.bans.history_max, "bans.history");
-    keep(next.fleet.enabled != config_.fleet.enabled || next.fleet.host != config_.fleet.host ||
-             next.fleet.redis.host != config_.fleet.redis.host || next.fleet.redis.port != config_.fleet.redis.port ||
-             next.fleet.redis.prefix != config_.fleet.redis.prefix ||
-             next.fleet.publish_per_sec != config_.fleet.publish_per_sec ||
-             next.fleet.publish_burst != config_.fleet.publish_burst || next.fleet.redis.tls != config_.fleet.redis.tls ||
-             next.fleet.redis.username != config_.fleet.redis.username ||
-             next.fleet.redis.password != config_.fleet.redis.password ||
-             next.fleet.redis.password_file != config_.fleet.redis.password_file,
-         "fleet");
+    keep(!(next.fleet == config_.fleet), "fleet");
     next.fleet = config_.fleet;
     next.bans.history_max = config_.bans.history_max;
 

@@ -183,6 +183,8 @@ private:
     std::map<std::string, ratelimit::TokenBucket> l7_budgets_;  // per reporting peer
     std::map<std::string, ratelimit::TokenBucket> l7_other_budgets_;  // report/policy/version, per peer
     std::unique_ptr<FleetSync> fleet_;
+    std::chrono::steady_clock::time_point fleet_log_window_{};
+    unsigned fleet_log_lines_ = 0, fleet_log_suppressed_ = 0;
     std::unique_ptr<policy::Controller> controller_;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> cpu_times_;  // softirq, total per CPU (last sample)
     std::map<std::string, double> load_signals_;  // signal -> value / high, last sample

@@ -11,8 +11,14 @@
 // Bans made while Redis is away wait in a bounded outbox. Every few seconds
 // the host writes a heartbeat to the peers hash and reads the others'.
 //
+// With fleet.key_file every message is signed and unsigned ones are refused.
+// Peers' messages are applied at most apply_per_sec (burst apply_burst).
+// The whole hash is loaded again every 5 minutes too, so a message lost on
+// the way (a silently dead subscription) is caught up.
+//
 // Redis layout (prefix from fleet.redis.prefix, "rlgate:" by default):
-//   <prefix>fleet:bans   hash   CIDR -> FleetMessage JSON (op "ban")
+//   <prefix>fleet:bans   hash   CIDR -> FleetMessage JSON (a ban, or an unban
+//                               kept a day so hosts away meanwhile lift it too)
 //   <prefix>fleet:peers  hash   host -> {"last_seen_ms","version",...}
 //   <prefix>fleet:bans   channel, FleetMessage JSON (ban and unban)
 #pragma once
@@ -44,7 +50,7 @@ public:
 
     // `password`: read from fleet.redis.password_file by the caller, or the inline one.
     FleetSync(boost::asio::io_context& io, const config::FleetSettings& settings, std::string host,
-              std::string password, Apply apply);
+              std::string password, std::string key, Apply apply);
     ~FleetSync();
     FleetSync(const FleetSync&) = delete;
     FleetSync& operator=(const FleetSync&) = delete;
@@ -60,7 +66,7 @@ public:
     [[nodiscard]] nlohmann::json status() const;  // for `rlctl fleet status`
     struct Counts {
         std::uint64_t published = 0, publish_dropped = 0, publish_failed = 0;
-        std::uint64_t received = 0, applied = 0, ignored = 0, invalid = 0;
+        std::uint64_t received = 0, applied = 0, ignored = 0, invalid = 0, over_budget = 0;
         std::uint64_t resyncs = 0;
     };
     [[nodiscard]] const Counts& counts() const { return counts_; }
@@ -69,18 +75,25 @@ public:
 private:
     static boost::asio::awaitable<void> flush_loop(FleetSync* self, std::shared_ptr<bool> alive);
     static boost::asio::awaitable<void> heartbeat_loop(FleetSync* self, std::shared_ptr<bool> alive);
-    boost::asio::awaitable<void> resync(std::shared_ptr<bool> alive);
+    // Loads the hash; retried every second until it works (or a newer resync starts).
+    static boost::asio::awaitable<void> resync(FleetSync* self, std::shared_ptr<bool> alive, std::uint64_t round);
+    boost::asio::awaitable<bool> load_hash(std::shared_ptr<bool> alive);
+    boost::asio::awaitable<void> beat(std::shared_ptr<bool> alive, std::int64_t started_ms);
     void receive(const std::string& payload, bool from_resync);
     [[nodiscard]] std::int64_t now_ms() const;
 
     boost::asio::io_context& io_;
     config::FleetSettings settings_;
     std::string host_;
+    std::string key_;
     Apply apply_;
+    std::uint64_t resync_round_ = 0;  // a newer (re)subscription supersedes an older resync
     std::string bans_key_, peers_key_, channel_;
     redis::RedisClient commands_;
     redis::RedisClient subscriber_;
     ratelimit::TokenBucket budget_;
+    ratelimit::TokenBucket apply_budget_;
+    std::chrono::steady_clock::time_point last_budget_log_{};
     std::deque<bans::FleetMessage> outbox_;  // bounded: kOutboxMax
     boost::asio::steady_timer outbox_wake_;
     boost::asio::steady_timer heartbeat_wake_;

@@ -184,6 +184,10 @@ std::optional<ratelimit::Decision> RedisStore::from_lease(const std::string& sig
     std::lock_guard lock(lease_mu_);
     if (auto it = leases_.find(signature); it != leases_.end()) {
         auto& l = it->second;
+        if (l.until_ns > now_ns && l.left == 0 && l.cost == 0) {  // a lease was refused lately: ask singly
+            hot = false;
+            return std::nullopt;
+        }
         if (l.until_ns > now_ns && l.left > 0) {
             --l.left;
             auto d = l.granted;
@@ -198,6 +202,8 @@ std::optional<ratelimit::Decision> RedisStore::from_lease(const std::string& sig
         if (last_seen_.size() >= kMaxCachedRefusals)
             last_seen_.clear();
     }
+    if (leases_.size() >= kMaxCachedRefusals)
+        std::erase_if(leases_, [&](const auto& e) { return e.second.until_ns <= now_ns; });
     auto [seen, fresh] = last_seen_.try_emplace(signature, now_ns);
     hot = !fresh && now_ns - seen->second <= settings_.lease_ttl_ns && leases_.size() < kMaxCachedRefusals;
     seen->second = now_ns;
@@ -249,7 +255,12 @@ boost::asio::awaitable<ratelimit::Decision> RedisStore::decide(std::span<const K
             d.tightest.remaining += held * cost;
             co_return d;
         }
-        // Not N units left (or no answer): decide this one alone.
+        // Not N units left (or no answer): decide this one alone, and do not ask for a lease
+        // again before lease_ttl (it would cost Redis two calls per request near the limit).
+        std::lock_guard lock(lease_mu_);
+        auto& l = leases_[signature];
+        if (l.until_ns <= now_ns || l.left == 0)
+            l = Lease{.until_ns = now_ns + settings_.lease_ttl_ns, .left = 0, .cost = 0, .granted = {}};
     }
     std::optional<ratelimit::Decision> d;
     if (cluster_)

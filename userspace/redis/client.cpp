@@ -2,6 +2,9 @@
 #include "redis/client.hpp"
 
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <deque>
 #include <optional>
@@ -219,6 +222,13 @@ private:
         if (cec || watch->fired)
             co_return failed("connect " + where, cec);
         tcp_->set_option(tcp::no_delay(true));
+        // A peer that vanished without a reset (a dead host, a NAT timeout) is noticed within
+        // ~25 s even on a connection that only listens (a subscriber).
+        tcp_->set_option(asio::socket_base::keep_alive(true));
+        const int idle = 10, interval = 5, count = 3;
+        ::setsockopt(tcp_->native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        ::setsockopt(tcp_->native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        ::setsockopt(tcp_->native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
         if (o.tls) {
             ssl_ctx_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
             boost::system::error_code vec;
@@ -277,7 +287,8 @@ private:
         std::vector<std::string> cmd = {"SUBSCRIBE"};
         cmd.insert(cmd.end(), channels.begin(), channels.end());
         boost::system::error_code ec;
-        auto reply = co_await exchange(encode_command(cmd), ec);
+        const std::string encoded = encode_command(cmd);
+        auto reply = co_await exchange(encoded, ec);
         for (std::size_t confirmed = 0; reply; ++confirmed) {
             if (reply->is_error() || reply->type != RedisReply::Type::array || reply->elements.empty() ||
                 reply->elements[0].text != "subscribe") {
@@ -338,6 +349,10 @@ private:
 
     static asio::awaitable<void> read_loop(std::shared_ptr<Connection> self, std::uint64_t gen) {
         std::array<char, 16384> buf{};
+        // Messages that came in the same read as the subscription's confirmation.
+        if (self->owner_.subscription_)
+            while (auto reply = self->reader_->next())
+                deliver(self->owner_.subscription_.value(), *reply);
         while (gen == self->generation_) {
             auto [ec, n] = co_await self->read_some(buf);
             if (gen != self->generation_)

@@ -66,7 +66,10 @@ std::optional<Redirect> parse_redirect(std::string_view error) {
     const auto colon = where.rfind(':');
     if (colon == std::string_view::npos || colon == 0 || !parse_int(where.substr(colon + 1), r.port) || r.port == 0)
         return std::nullopt;
-    r.host = std::string(where.substr(0, colon));
+    auto host = where.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')  // an IPv6 address
+        host = host.substr(1, host.size() - 2);
+    r.host = std::string(host);
     return r;
 }
 
@@ -155,23 +158,13 @@ std::shared_ptr<RedisClient> RedisCluster::owner(std::uint16_t slot) const {
 
 bool RedisCluster::up() const {
     std::lock_guard lock(mu_);
-    if (!complete_)
-        return false;
-    std::set<const RedisClient*> seen;
-    for (const auto& c : slots_)
-        if (seen.insert(c.get()).second && !c->up())
-            return false;
-    return true;
+    return complete_ && std::all_of(masters_.begin(), masters_.end(), [](const auto& c) { return c->up(); });
 }
 
 RedisCluster::Stats RedisCluster::stats() const {
     Stats s{.moved = moved_.load(), .ask = ask_.load(), .map_reads = map_reads_.load()};
     std::lock_guard lock(mu_);
-    std::set<const RedisClient*> masters;
-    for (const auto& c : slots_)
-        if (c)
-            masters.insert(c.get());
-    s.masters = masters.size();
+    s.masters = masters_.size();
     for (const auto& [name, client] : nodes_) {
         const auto c = client->stats();
         s.calls.calls += c.calls;
@@ -192,6 +185,8 @@ void RedisCluster::refresh_soon() {
 asio::awaitable<void> RedisCluster::keep_map(std::shared_ptr<RedisCluster> self) {
     while (!self->stopped_) {
         const bool complete = co_await self->read_map();
+        if (self->stopped_)
+            break;
         self->refresh_.expires_after(complete ? std::chrono::duration_cast<std::chrono::milliseconds>(kMapPeriod)
                                               : kMapRetry);
         [[maybe_unused]] auto [ec] = co_await self->refresh_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -233,6 +228,10 @@ asio::awaitable<bool> RedisCluster::read_map() {
             for (std::size_t s = r.first; s <= r.last; ++s)
                 slots_[s] = c;
         complete_ = std::all_of(slots_.begin(), slots_.end(), [](const auto& c) { return c != nullptr; });
+        masters_.clear();
+        for (const auto& [r, c] : owners)
+            if (std::find(masters_.begin(), masters_.end(), c) == masters_.end())
+                masters_.push_back(c);
         if (!complete_)
             spdlog::warn("redis cluster: CLUSTER SLOTS from {} leaves slots without a master", client->options().host);
         co_return complete_;
@@ -248,15 +247,24 @@ asio::awaitable<RedisResult> RedisCluster::call_every_node(std::vector<std::stri
         for (const auto& [name, client] : nodes_)
             all.push_back(client);
     }
-    RedisResult last = RedisCallFailed{"no node known"};
+    // Every node that is up; one that is down now gets it on its first NOSCRIPT later.
+    std::optional<RedisResult> ok, failed;
     for (const auto& client : all) {
+        if (!client->up())
+            continue;
         RedisResult r = co_await client->call(args);
         const auto* reply = std::get_if<RedisReply>(&r);
-        if (!reply || reply->is_error())
-            co_return r;
-        last = std::move(r);
+        if (reply && !reply->is_error())
+            ok = std::move(r);
+        else if (!failed)
+            failed = std::move(r);
     }
-    co_return last;
+    if (ok)
+        co_return *ok;
+    if (failed)
+        co_return *failed;
+    RedisResult none = RedisCallFailed{"no node up"};
+    co_return none;
 }
 
 asio::awaitable<RedisResult> RedisCluster::call(std::uint16_t slot, std::vector<std::string> args) {
@@ -280,6 +288,15 @@ asio::awaitable<RedisResult> RedisCluster::call(std::uint16_t slot, std::vector<
             co_return result;
         client = node(redirect->host, redirect->port);
         asking = redirect->ask;
+        // A node first heard of here: give it the connect timeout to come up.
+        if (!client->up()) {
+            asio::steady_timer wait(co_await asio::this_coro::executor);
+            const auto deadline = std::chrono::steady_clock::now() + node_options_.connect_timeout;
+            while (!client->up() && std::chrono::steady_clock::now() < deadline) {
+                wait.expires_after(std::chrono::milliseconds(5));
+                [[maybe_unused]] auto [ec] = co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+        }
         if (redirect->ask) {
             ++ask_;  // one call goes there; the slot still belongs to its owner
         } else {

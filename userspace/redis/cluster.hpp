@@ -97,6 +97,7 @@ private:
     mutable std::mutex mu_;
     std::map<std::string, std::shared_ptr<RedisClient>> nodes_;  // "host:port" -> client
     std::array<std::shared_ptr<RedisClient>, kClusterSlots> slots_;
+    std::vector<std::shared_ptr<RedisClient>> masters_;  // distinct owners in slots_, when the map was read
     bool complete_ = false;  // every slot has an owner
     boost::asio::strand<boost::asio::io_context::executor_type> strand_;  // the map reader and its timer
     boost::asio::steady_timer refresh_;

@@ -6,7 +6,10 @@
 //    "reason":"...","at_ms":1764000000000,"expires_ms":1764000600000}
 // expires_ms 0: until removed. Unix milliseconds: hosts convert them to their
 // own kernel clock, so their clocks' skew shifts expiries by as much.
-// Pure: decode() accepts only what encode() makes, bounded in size.
+// With a fleet key (fleet.key_file), every message is "<HMAC-SHA256 in hex>."
+// followed by the JSON, and a message without a valid MAC is refused: only
+// hosts holding the key can ban. Pure: decode() accepts only what encode()
+// makes, bounded in size.
 #pragma once
 
 #include <cstdint>
@@ -33,9 +36,11 @@ struct FleetMessage {
     bool operator==(const FleetMessage&) const = default;
 };
 
-std::string encode(const FleetMessage& m);
-// nullopt (and *error) for anything else: not JSON, another version, a bad CIDR, sizes.
-std::optional<FleetMessage> decode_fleet_message(std::string_view text, std::string* error);
+// `key` empty: no MAC.
+std::string encode(const FleetMessage& m, std::string_view key = {});
+// nullopt (and *error) for anything else: not JSON, another version, a bad CIDR, sizes,
+// and, with a `key`, a missing or wrong MAC.
+std::optional<FleetMessage> decode_fleet_message(std::string_view text, std::string* error, std::string_view key = {});
 
 // Whether a host name is acceptable in the fleet (1-64 characters, no whitespace, quotes or braces).
 bool valid_fleet_host(std::string_view host);

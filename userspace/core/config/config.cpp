@@ -157,7 +157,8 @@ void Parser::parse_events(const Json& v, EventBudget& out) const {
 }
 
 void Parser::parse_fleet(const Json& v, FleetSettings& out) const {
-    expect_object(v, "fleet", {"redis", "host", "publish_per_sec", "publish_burst"});
+    expect_object(v, "fleet", {"redis", "host", "publish_per_sec", "publish_burst", "key_file", "min_prefix_v4",
+                               "min_prefix_v6", "apply_per_sec", "apply_burst"});
     out.enabled = true;
     if (!v.contains("redis"))
         fail("fleet.redis", "required: how to reach the fleet's Redis (e.g. {\"address\": \"10.0.0.5:6379\"})");
@@ -176,6 +177,16 @@ void Parser::parse_fleet(const Json& v, FleetSettings& out) const {
         out.publish_per_sec = static_cast<std::uint32_t>(get_uint_in(v["publish_per_sec"], "fleet.publish_per_sec", 1, 100'000));
     if (v.contains("publish_burst"))
         out.publish_burst = static_cast<std::uint32_t>(get_uint_in(v["publish_burst"], "fleet.publish_burst", 1, 1'000'000));
+    if (v.contains("key_file"))
+        out.key_file = get_abs_path(v["key_file"], "fleet.key_file");
+    if (v.contains("min_prefix_v4"))
+        out.min_prefix_v4 = static_cast<std::uint32_t>(get_uint_in(v["min_prefix_v4"], "fleet.min_prefix_v4", 0, 32));
+    if (v.contains("min_prefix_v6"))
+        out.min_prefix_v6 = static_cast<std::uint32_t>(get_uint_in(v["min_prefix_v6"], "fleet.min_prefix_v6", 0, 128));
+    if (v.contains("apply_per_sec"))
+        out.apply_per_sec = static_cast<std::uint32_t>(get_uint_in(v["apply_per_sec"], "fleet.apply_per_sec", 1, 1'000'000));
+    if (v.contains("apply_burst"))
+        out.apply_burst = static_cast<std::uint32_t>(get_uint_in(v["apply_burst"], "fleet.apply_burst", 1, 10'000'000));
 }
 
 double Parser::get_factor(const Json& v, const std::string& path) const {

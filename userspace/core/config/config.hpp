@@ -55,6 +55,12 @@ struct FleetSettings {
     std::string host;              // this host's name in the fleet; empty: the machine's host name
     std::uint32_t publish_per_sec = 50;  // bans this host publishes; more are applied here only
     std::uint32_t publish_burst = 500;
+    std::string key_file;          // shared secret: messages are signed and checked (HMAC-SHA256)
+    std::uint32_t min_prefix_v4 = 16;  // broader peer bans are refused
+    std::uint32_t min_prefix_v6 = 32;
+    std::uint32_t apply_per_sec = 1000;  // peer bans applied here; more are dropped (counted)
+    std::uint32_t apply_burst = 5000;
+    bool operator==(const FleetSettings&) const = default;
 };
 
 // Adaptive limits: the controller's settings and the load levels it reacts to

@@ -29,6 +29,7 @@ struct RedisSettings {
     std::int64_t connect_timeout_ns = 200'000'000;
     std::int64_t timeout_ns = 50'000'000;  // per call
     unsigned connections = 2;
+    bool operator==(const RedisSettings&) const = default;
 };
 
 // The fields parse_redis_settings() reads; the caller checks for unknown ones.
