@@ -191,6 +191,22 @@ std::string Daemon::metrics_text() const {
     for (const auto& [k, n] : l7_decisions_)
         m.sample("rlgate_l7_decisions_total",
                  {{"tier", std::get<0>(k)}, {"endpoint", std::get<1>(k)}, {"verdict", std::get<2>(k)}}, n);
+    m.family("rlgate_tier_limit_factor", "gauge",
+             "Each tier's packet rate now over its configured rate (overrides, emergency, adaptive controller).");
+    for (const auto& t : effective_.tiers)
+        for (const auto& b : base_policy_.tiers)
+            if (b.name == t.name && b.limit.packets_per_sec)
+                m.sample("rlgate_tier_limit_factor", {{"tier", t.name}},
+                         static_cast<double>(t.limit.packets_per_sec) / static_cast<double>(b.limit.packets_per_sec));
+    m.family("rlgate_emergency", "gauge", "1 while emergency mode is on (rlctl emergency on).");
+    m.sample("rlgate_emergency", {}, std::uint64_t{overlay_.emergency ? 1U : 0U});
+    if (controller_) {
+        m.family("rlgate_adaptive_level", "gauge", "Steps the adaptive controller has taken down (0: configured limits).");
+        m.sample("rlgate_adaptive_level", {}, static_cast<std::uint64_t>(controller_->level()));
+        m.family("rlgate_load_ratio", "gauge", "Each load signal over its configured high level (1: overloaded).");
+        for (const auto& [signal, ratio] : load_signals_)
+            m.sample("rlgate_load_ratio", {{"signal", signal}}, ratio);
+    }
     if (fleet_) {
         const auto& c = fleet_->counts();
         m.family("rlgate_fleet_redis_up", "gauge", "Fleet mode: 1 when the fleet's Redis answers and the subscription holds.");

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Limits that change while rlgated runs, with real traffic through the XDP
+// program in a namespace: an operator override raises a tier's rate at once
+// and expires on time; emergency mode applies its profile and reverts; the
+// adaptive controller tightens the lowest tier under a flood and gives the
+// rate back once the flood is over.
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "netns/daemon_fixture.hpp"
+
+namespace rlgate::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class AdaptiveTest : public DaemonTest {
+protected:
+    std::uint64_t passed(const std::string& tier) { return tier_packets(daemon_->call("stats"), tier, "pass"); }
+    // Packets of `tier` passed during a flood of `seconds` at `rate` from `src`.
+    std::uint64_t passed_during(const std::string& tier, const std::string& src, unsigned rate, double seconds) {
+        const auto before = passed(tier);
+        flood(src, 1, rate, seconds);
+        return passed(tier) - before;
+    }
+    std::uint64_t tier_pps(const json& limits, const std::string& tier) {
+        for (const auto& t : limits["tiers"])
+            if (t["tier"] == tier)
+                return t["pps"].get<std::uint64_t>();
+        return 0;
+    }
+};
+
+TEST_F(AdaptiveTest, AnOverrideRaisesATierAtOnceAndExpiresOnTime) {
+    daemon_->write_config(base_config({{"default", tier(100, 50)}}));
+    daemon_->start();
+    const auto base = passed_during("default", "10.250.0.1", 2000, 1.0);
+    EXPECT_LE(base, 100U + 50U + 20U) << "100/s plus the burst";
+
+    const auto set = daemon_->call("override.set", {{"name", "default"}, {"factor", 10}, {"for_s", 3}, {"reason", "promo"}});
+    ASSERT_TRUE(set["until"].is_string()) << set.dump();
+    auto limits = daemon_->call("override.list");
+    EXPECT_EQ(tier_pps(limits, "default"), 1000U) << limits.dump();
+    const auto raised = passed_during("default", "10.250.0.2", 2000, 1.0);
+    EXPECT_GE(raised, 900U) << "1000/s at once";
+    EXPECT_LE(raised, 1000U + 500U + 50U);
+
+    // Expiry: checked every second by the daemon.
+    const auto expired = [&] { return tier_pps(daemon_->call("override.list"), "default") == 100; };
+    const auto start = std::chrono::steady_clock::now();
+    while (!expired() && std::chrono::steady_clock::now() - start < 5s)
+        std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(expired()) << daemon_->call("override.list").dump();
+    limits = daemon_->call("override.list");
+    EXPECT_TRUE(limits["overrides"].empty()) << "an expired override is forgotten: " << limits.dump();
+    const auto after = passed_during("default", "10.250.0.3", 2000, 1.0);
+    EXPECT_LE(after, 100U + 50U + 20U);
+}
+
+TEST_F(AdaptiveTest, EmergencyModeAppliesItsProfileAndReverts) {
+    auto cfg = base_config({{"free", tier(100, 50)}, {"premium", tier(1000, 100)}});
+    cfg["default_tier"] = "free";
+    cfg["emergency"] = {{"free", 0.1}};
+    daemon_->write_config(cfg);
+    daemon_->start();
+    auto r = daemon_->call("emergency", {{"on", true}});
+    EXPECT_EQ(r["emergency"], true);
+    auto limits = daemon_->call("override.list");
+    EXPECT_EQ(tier_pps(limits, "free"), 10U);
+    EXPECT_EQ(tier_pps(limits, "premium"), 1000U) << "not in the profile";
+    EXPECT_LE(passed_during("free", "10.251.0.1", 2000, 1.0), 10U + 5U + 5U);
+    // Survives a restart (runtime state), then reverts.
+    daemon_->kill9();
+    daemon_->start();
+    EXPECT_EQ(daemon_->call("status")["limits"]["emergency"], true);
+    r = daemon_->call("emergency", {{"on", false}});
+    EXPECT_EQ(r["emergency"], false);
+    EXPECT_EQ(tier_pps(daemon_->call("override.list"), "free"), 100U);
+    EXPECT_GE(passed_during("free", "10.251.0.2", 2000, 1.0), 90U);
+}
+
+TEST_F(AdaptiveTest, TheControllerTightensTheLowestTierUnderAFloodAndRecoversAfter) {
+    auto cfg = base_config({{"free", tier(1000, 100)}, {"premium", tier(1000, 100)}});
+    cfg["default_tier"] = "free";
+    cfg["adaptive"] = {{"tiers", {"free"}}, {"step", 0.5}, {"min_factor", 0.25}, {"dwell", "1s"},
+                       {"signals", {{"pps", 1500}}}};
+    daemon_->write_config(cfg);
+    daemon_->start();
+    // 3000 packets/s seen: twice the high level.
+    auto flooding = std::async(std::launch::async, [&] { return flood("10.252.0.1", 1, 3000, 6.0); });
+    const auto t0 = std::chrono::steady_clock::now();
+    std::optional<double> tightened_after;
+    json st;
+    while (std::chrono::steady_clock::now() - t0 < 6s) {
+        st = daemon_->call("override.list");
+        if (!tightened_after && st["adaptive"]["level"].get<int>() >= 1)
+            tightened_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (st["adaptive"]["level"].get<int>() == 2)
+            break;
+        std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(tightened_after.has_value()) << st.dump();
+    EXPECT_EQ(st["adaptive"]["level"], 2) << st.dump();
+    EXPECT_EQ(tier_pps(st, "free"), 250U) << "two steps: 1000 -> 500 -> 250 (the minimum)";
+    EXPECT_EQ(tier_pps(st, "premium"), 1000U) << "premium is not in adaptive.tiers";
+    EXPECT_EQ(st["adaptive"]["cause"], "pps");
+    flooding.get();
+    const auto t1 = std::chrono::steady_clock::now();
+    std::optional<double> recovered_after;
+    while (std::chrono::steady_clock::now() - t1 < 8s) {
+        st = daemon_->call("override.list");
+        if (st["adaptive"]["level"].get<int>() == 0) {
+            recovered_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+            break;
+        }
+        std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(recovered_after.has_value()) << st.dump();
+    EXPECT_EQ(tier_pps(st, "free"), 1000U);
+    std::cout << "[ adaptive ] first step " << *tightened_after << " s after the flood began; back to level 0 "
+              << *recovered_after << " s after it ended (dwell 1 s)\n";
+    const auto admin = daemon_->call("status")["admin"].get<std::string>();  // http://127.0.0.1:PORT/ in its namespace
+    const auto metrics = shell("ip netns exec " + pair_->ns_b() + " curl -s " + admin + "metrics");
+    EXPECT_NE(metrics.find("rlgate_adaptive_level 0"), std::string::npos) << metrics.substr(0, 400);
+}
+
+}  // namespace
+}  // namespace rlgate::testing
