@@ -352,11 +352,24 @@ static __always_inline void rl_refund(__u64 *pkt_tat, __u64 *byte_tat, const str
 		rl_gcra_refund(byte_tat, rl_byte_cost_q(bytes, lim->byte_interval_q));
 }
 
-/* Global bucket of the interface, through this CPU's lease. */
+/* Global bucket of the interface, through this CPU's lease. A tier with a
+ * share of the burst (priority shedding) skips the leases and may only take
+ * from the shared bucket while it is that far from empty. */
 static __always_inline bool rl_global_take(const struct rl_limit *glim, __u32 ifindex, __u64 now_q,
-					   __u32 bytes, __u64 tick_q)
+					   __u32 bytes, __u64 tick_q, __u8 share)
 {
 	__u32 slot = ifindex % RL_GLOBAL_SLOTS;
+	if (share) {
+		struct rl_global_bucket *gs = bpf_map_lookup_elem(&rl_global, &slot);
+		if (!gs)
+			return true;
+		if (gs->ifindex == 0)
+			__sync_val_compare_and_swap(&gs->ifindex, 0, ifindex);
+		struct rl_limit part = *glim;
+		part.pkt_tolerance_q = part.pkt_tolerance_q / 256 * share;
+		part.byte_tolerance_q = part.byte_tolerance_q / 256 * share;
+		return rl_take(&gs->pkt_tat_q, &gs->byte_tat_q, &part, now_q, bytes, tick_q) == RL_GCRA_CONFORM;
+	}
 	struct rl_global_lease *lease = bpf_map_lookup_elem(&rl_global_lease, &slot);
 	if (!lease)
 		return true;
@@ -487,7 +500,7 @@ int rl_xdp(struct xdp_md *ctx)
 
 	const struct rl_limit *glim = &pol->global;
 	if ((glim->pkt_interval_q || glim->byte_interval_q) &&
-	    !rl_global_take(glim, ctx->ingress_ifindex, now_q, bytes, tick_q)) {
+	    !rl_global_take(glim, ctx->ingress_ifindex, now_q, bytes, tick_q, pol->tiers[tier].global_share)) {
 		rl_refund(&bucket->pkt_tat_q, &bucket->byte_tat_q, lim, bytes);
 		bucket->dropped++;
 		rl_sample_drop(ctl, &pkt, tier, rule, RL_REASON_GLOBAL, now, ctx->ingress_ifindex);

@@ -156,7 +156,9 @@ struct rl_limit {
 struct rl_tier_params {
 	__u8 prefix_v4;      /* bucket aggregation, 1..32 (default 32) */
 	__u8 prefix_v6;      /* bucket aggregation, 1..128 (default 64) */
-	__u8 pad[2];
+	__u8 global_share;   /* share of the global limit's burst this tier may use, n/256; 0 = all.
+			      * Over the global limit, tiers with smaller shares are shed first. */
+	__u8 pad;
 	__u32 autoban_drops; /* drops within autoban_window_ns that trigger a ban; 0 = off */
 	__u64 autoban_window_ns;
 	__u64 autoban_ban_ns; /* ban length for kernel auto-bans */

@@ -143,6 +143,28 @@ TEST_F(XdpTest, GlobalLimitLeasesStayWithinTheBurst) {
     EXPECT_EQ(count(RL_REASON_GLOBAL, RL_VERDICT_DROP), 100U);
 }
 
+// Priority shedding: over the global limit, a tier with a quarter of the global burst stops
+// at a quarter; the tier with all of it gets the rest; the low tier cannot take it back.
+TEST_F(XdpTest, OverTheGlobalLimitLowerTiersAreShedFirst) {
+    policy::Policy p;
+    p.tiers = {{.name = "free", .limit = {}, .global_share = 0.25}, {.name = "premium", .limit = {}}};
+    p.default_tier = "free";
+    p.members = {{*Cidr::parse("198.51.100.0/24"), "premium"}};
+    p.global = {.packets_per_sec = 1, .burst_packets = 100};
+    apply(p);
+    int free_passed = 0, premium_passed = 0;
+    for (int i = 1; i <= 40; ++i)
+        free_passed += passes(udp_from(("192.0.2." + std::to_string(i)).c_str()), 5);
+    EXPECT_EQ(free_passed, 25) << "a quarter of the burst";
+    for (int i = 1; i <= 40; ++i)
+        premium_passed += passes(udp_from(("198.51.100." + std::to_string(i)).c_str()), 5);
+    EXPECT_EQ(premium_passed, 75) << "the rest of the burst, leases included";
+    EXPECT_EQ(passes(udp_from("192.0.2.77"), 5), 0);
+    const auto c = dp_->read_counters();
+    EXPECT_EQ(c.packets_where([](const CounterKey& k) { return k.tier == 0 && k.reason == RL_REASON_GLOBAL; }), 180U);
+    EXPECT_EQ(c.packets_where([](const CounterKey& k) { return k.tier == 1 && k.reason == RL_REASON_GLOBAL; }), 125U);
+}
+
 TEST_F(XdpTest, AllowlistBeatsDenyAndBan) {
     auto p = limited_policy(1, 1);
     p.allow.push_back(*Cidr::parse("10.1.0.0/16"));

@@ -125,5 +125,46 @@ TEST_F(AdaptiveTest, TheControllerTightensTheLowestTierUnderAFloodAndRecoversAft
     EXPECT_NE(metrics.find("rlgate_adaptive_level 0"), std::string::npos) << metrics.substr(0, 400);
 }
 
+TEST_F(AdaptiveTest, OverTheGlobalLimitPremiumKeepsItsTrafficWhileFreeIsShed) {
+    auto cfg = base_config({{"free", {{"pps", 100000}, {"burst", 1000}, {"global_share", 0.2}}},
+                            {"premium", {{"pps", 100000}, {"burst", 1000}, {"members", {"10.253.1.0/24"}}}}});
+    cfg["default_tier"] = "free";
+    cfg["global"] = {{"pps", 2000}, {"burst", 500}};
+    daemon_->write_config(cfg);
+    daemon_->start();
+    const auto stats0 = daemon_->call("stats");
+    // Free: 200 sources (10.253.0.1-200), 6000 packets/s in all; premium: one source at 500/s; both for 2 s.
+    auto free_flood = std::async(std::launch::async, [&] { return flood("10.253.0.1", 200, 6000, 2.0); });
+    const auto premium = flood("10.253.1.1", 1, 500, 2.0);
+    const auto free_sent = free_flood.get();
+    const auto stats1 = daemon_->call("stats");
+    const auto delta = [&](const std::string& t, const std::string& v) {
+        return tier_packets(stats1, t, v) - tier_packets(stats0, t, v);
+    };
+    const auto premium_sent = premium["sent"].get<std::uint64_t>();
+    ASSERT_GT(premium_sent, 800U);
+    EXPECT_GE(delta("premium", "pass"), premium_sent * 98 / 100) << "premium keeps its traffic";
+    EXPECT_GT(delta("free", "drop"), free_sent["sent"].get<std::uint64_t>() / 2) << "free is shed";
+    EXPECT_LE(delta("free", "pass") + delta("premium", "pass"), 2000U * 2 + 500 + 200) << "within the global limit";
+    std::cout << "[ adaptive ] global 2000/s, priority shedding: premium passed " << delta("premium", "pass") << " of "
+              << premium_sent << ", free passed " << delta("free", "pass") << " of " << free_sent["sent"] << "\n";
+
+    // The same flood without priority (every tier the whole global burst): premium loses most.
+    cfg["tiers"]["free"].erase("global_share");
+    const auto gen = daemon_->call("status")["policy_generation"].get<std::uint32_t>();
+    daemon_->write_config(cfg);
+    wait_for_reload(gen, true);
+    std::this_thread::sleep_for(1s);  // the global bucket refills
+    const auto stats2 = daemon_->call("stats");
+    auto free_again = std::async(std::launch::async, [&] { return flood("10.253.0.1", 200, 6000, 2.0); });
+    const auto premium_again = flood("10.253.1.1", 1, 500, 2.0);
+    free_again.get();
+    const auto stats3 = daemon_->call("stats");
+    const auto premium_passed = tier_packets(stats3, "premium", "pass") - tier_packets(stats2, "premium", "pass");
+    EXPECT_LT(premium_passed, premium_again["sent"].get<std::uint64_t>() * 6 / 10) << "what the shares prevent";
+    std::cout << "[ adaptive ] global 2000/s, no priority: premium passed " << premium_passed << " of "
+              << premium_again["sent"] << "\n";
+}
+
 }  // namespace
 }  // namespace rlgate::testing

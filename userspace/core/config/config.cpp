@@ -472,7 +472,8 @@ void Parser::parse_tiers(const Json& v, policy::Policy& out) const {
     for (const auto& [name, t] : v.items()) {
         const std::string path = join("tiers", name);
         expect_object(t, path,
-                      {"pps", "burst", "bytes_per_sec", "burst_bytes", "prefix_v4", "prefix_v6", "autoban", "members"});
+                      {"pps", "burst", "bytes_per_sec", "burst_bytes", "prefix_v4", "prefix_v6", "autoban", "members",
+                       "global_share"});
         policy::Tier tier;
         tier.name = name;
         tier.limit = parse_limit(t, path);
@@ -481,6 +482,11 @@ void Parser::parse_tiers(const Json& v, policy::Policy& out) const {
         if (t.contains("prefix_v6"))
             tier.prefix_v6 =
                 static_cast<unsigned>(get_uint_in(t["prefix_v6"], path + ".prefix_v6", 1, RL_MAX_V6_PREFIX));
+        if (t.contains("global_share")) {
+            tier.global_share = get_number(t["global_share"], path + ".global_share");
+            if (!(tier.global_share > 0) || tier.global_share > 1)
+                fail(path + ".global_share", "a share above 0 and at most 1 (1: the whole global burst)");
+        }
         if (t.contains("autoban")) {
             const auto& a = t["autoban"];
             const std::string apath = path + ".autoban";

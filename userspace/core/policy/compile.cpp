@@ -147,6 +147,10 @@ CompiledPolicy compile(const Policy& p) {
         auto& tp = h.tiers[i];
         tp.prefix_v4 = static_cast<std::uint8_t>(t.prefix_v4);
         tp.prefix_v6 = static_cast<std::uint8_t>(t.prefix_v6);
+        if (!(t.global_share > 0) || t.global_share > 1)
+            throw PolicyError("tiers." + t.name + ".global_share", "a share above 0 and at most 1");
+        tp.global_share = t.global_share >= 1 ? 0
+                                              : static_cast<std::uint8_t>(std::clamp(std::lround(t.global_share * 256), 1L, 255L));
         tp.autoban_drops = t.autoban.drops;
         tp.autoban_window_ns = t.autoban.window_ns;
         tp.autoban_ban_ns = t.autoban.ban_ns;

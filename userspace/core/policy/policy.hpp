@@ -41,6 +41,7 @@ struct Tier {
     unsigned prefix_v4 = 32;  // sources sharing this prefix share a bucket
     unsigned prefix_v6 = 64;  // at most /112
     AutoBan autoban;
+    double global_share = 1.0;  // of the global limit's burst this tier may use (priority shedding), (0, 1]
 };
 
 enum class RuleProtocol { tcp, udp, other };
