@@ -9,6 +9,7 @@
 #include <future>
 
 #include "netns/daemon_fixture.hpp"
+#include "support/l7_process.hpp"
 
 namespace rlgate::testing {
 namespace {
@@ -123,6 +124,39 @@ TEST_F(AdaptiveTest, TheControllerTightensTheLowestTierUnderAFloodAndRecoversAft
     const auto admin = daemon_->call("status")["admin"].get<std::string>();  // http://127.0.0.1:PORT/ in its namespace
     const auto metrics = shell("ip netns exec " + pair_->ns_b() + " curl -s " + admin + "metrics");
     EXPECT_NE(metrics.find("rlgate_adaptive_level 0"), std::string::npos) << metrics.substr(0, 400);
+}
+
+// rlgate-l7's tiers named like rlgated's follow its factor (from_rlgated.limits).
+TEST_F(AdaptiveTest, RlgateL7FollowsTheFactorOfItsTier) {
+    auto cfg = base_config({{"free", tier(100, 50)}});
+    cfg["daemon"] = {{"escalation_group", "nogroup"}};
+    daemon_->write_config(cfg);
+    daemon_->start();
+    L7Process l7("factors");
+    l7.write_config({{"mode", "forward_auth"},
+                     {"trusted_proxies", {"127.0.0.1/32"}},
+                     {"anonymous_tier", "free"},
+                     {"tiers", {{"free", {{"limits", {{{"limit", 40}, {"per", "1m"}}}}}}}},
+                     {"escalation", {{"socket", daemon_->escalation_socket()}, {"enabled", false}}},
+                     {"from_rlgated", {{"limits", true}, {"refresh", "1s"}}}});
+    l7.start();
+    const auto limit_seen = [&](const std::string& want) {
+        std::string seen;
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (std::chrono::steady_clock::now() < deadline && seen != want) {
+            const auto r = l7.check("/api", {{"X-Forwarded-For", "192.0.2.9"}});
+            seen = r.headers.contains("x-ratelimit-limit") ? r.headers.at("x-ratelimit-limit") : "";
+            if (seen != want)
+                std::this_thread::sleep_for(200ms);
+        }
+        return seen;
+    };
+    EXPECT_EQ(limit_seen("40"), "40") << l7.log_text();
+    const auto set = daemon_->call("override.set", {{"name", "free"}, {"factor", 0.25}});
+    ASSERT_TRUE(set.contains("generation")) << set.dump();
+    EXPECT_EQ(limit_seen("10"), "10") << "40 x 0.25, within a few refreshes\n" << l7.log_text();
+    daemon_->call("override.clear", {{"name", "free"}});
+    EXPECT_EQ(limit_seen("40"), "40") << l7.log_text();
 }
 
 TEST_F(AdaptiveTest, OverTheGlobalLimitPremiumKeepsItsTrafficWhileFreeIsShed) {

@@ -9,6 +9,7 @@
 
 #include "core/policy/controller.hpp"
 #include "core/policy/scaling.hpp"
+#include "core/l7/shared_policy.hpp"
 
 namespace rlgate::policy {
 namespace {
@@ -157,6 +158,30 @@ TEST(Scaling, BoundsAndUnknownTargets) {
     EXPECT_THROW(scaled(base, s, 0), PolicyError);
     s.overrides = {{.target = Override::Target::rule, .name = "gold", .factor = 2.0, .until_ms = 10}};
     EXPECT_NO_THROW(scaled(base, s, 10)) << "an expired override is not checked";
+}
+
+TEST(Scaling, RlgateL7TiersFollowRlgatedsFactors) {
+    std::string error;
+    const auto shared = l7::parse_shared_policy(
+        nlohmann::json{{"generation", 3}, {"allow", nlohmann::json::array()}, {"members", nlohmann::json::array()},
+                       {"factors", {{"free", 0.25}, {"gold", 2.0}}}},
+        &error);
+    ASSERT_TRUE(shared) << error;
+    EXPECT_EQ(shared->factors.at("free"), 0.25);
+    EXPECT_FALSE(l7::parse_shared_policy(nlohmann::json{{"allow", nlohmann::json::array()},
+                                                         {"members", nlohmann::json::array()},
+                                                         {"factors", {{"free", -1}}}},
+                                         &error));
+    l7::L7Config base;
+    base.tiers["free"] = {.name = "free",
+                          .limits = {{.name = "40/min", .limit = 40, .burst = 10}},
+                          .endpoint_limits = {{"search", {{.name = "3/s", .limit = 3}}}}};
+    base.tiers["premium"] = {.name = "premium", .limits = {{.name = "1000/min", .limit = 1000}}};
+    const auto scaled_config = l7::scale_tiers(base, shared->factors);
+    EXPECT_EQ(scaled_config.tiers.at("free").limits[0].limit, 10U);
+    EXPECT_EQ(scaled_config.tiers.at("free").limits[0].burst, 3U);  // 2.5 rounds to 3
+    EXPECT_EQ(scaled_config.tiers.at("free").endpoint_limits.at("search")[0].limit, 1U) << "never below 1";
+    EXPECT_EQ(scaled_config.tiers.at("premium").limits[0].limit, 1000U) << "no factor: as configured";
 }
 
 }  // namespace

@@ -538,9 +538,15 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
             allow.push_back(c.to_string());
         for (const auto& m : effective_.members)
             members.push_back({{"cidr", m.prefix.to_string()}, {"tier", m.tier}});
+        json factors = json::object();  // tiers whose limits are scaled now (overrides, emergency, adaptive)
+        const json scaling = scaling_json();  // a local: a range-for over a temporary's member dangles
+        for (const auto& t : scaling["tiers"])
+            if (t["factor"].get<double>() != 1.0)
+                factors[t["tier"].get<std::string>()] = t["factor"];
         reply(control::make_result(req.id, {{"generation", dataplane_->policy_generation()},
                                             {"allow", std::move(allow)},
-                                            {"members", std::move(members)}}));
+                                            {"members", std::move(members)},
+                                            {"factors", std::move(factors)}}));
         return;
     }
     if (req.command != "escalate")

@@ -98,6 +98,8 @@ int main(int argc, char** argv) {
     try {
         asio::io_context io(static_cast<int>(threads));
         l7::Limiter limiter(cfg, l7::system_clock());
+        std::shared_ptr<const l7::L7Config> file_config = cfg;  // as written; limiter's may be scaled by rlgated
+        std::map<std::string, double> followed_factors;        // rlgated's tier factors now applied
         l7::Escalator escalator(io, cfg->escalation.socket);
         std::unique_ptr<l7::RedisStore> redis;
         if (cfg->redis) {
@@ -161,7 +163,10 @@ int main(int argc, char** argv) {
                         spdlog::warn("reload: the store (memory or redis, and its address) changes at the next restart");
                     set_level(next->log_level);
                     escalator.set_socket(next->escalation.socket);
-                    limiter.reload(std::move(next));
+                    file_config = next;
+                    limiter.reload(followed_factors.empty()
+                                       ? std::move(next)
+                                       : std::make_shared<const l7::L7Config>(l7::scale_tiers(*next, followed_factors)));
                     spdlog::info("reload: {} applied", config_path);
                 } catch (const std::exception& e) {
                     spdlog::error("reload rejected, the running policy stays: {}", e.what());
@@ -201,7 +206,7 @@ int main(int argc, char** argv) {
         // rlgated's allowlist and tier prefixes, when the config follows them.
         std::uint64_t followed_generation = ~0ULL;
         std::function<void()> follow_policy = [&] {
-            const auto c = limiter.config();
+            const auto c = file_config;
             if (c->from_rlgated.any())
                 escalator.fetch_policy([&](std::optional<nlohmann::json> result) {
                     if (!result)
@@ -216,6 +221,14 @@ int main(int argc, char** argv) {
                         spdlog::info("following rlgated's policy generation {}: {} allowed prefixes, {} tier prefixes",
                                      p->generation, p->allow.size(), p->members.size());
                     followed_generation = p->generation;
+                    if (file_config->from_rlgated.limits && p->factors != followed_factors) {
+                        for (const auto& [tier, f] : p->factors)
+                            spdlog::info("following rlgated: tier {} at {:.3g}x its limits", tier, f);
+                        if (p->factors.empty())
+                            spdlog::info("following rlgated: every tier at its configured limits again");
+                        followed_factors = p->factors;
+                        limiter.reload(std::make_shared<const l7::L7Config>(l7::scale_tiers(*file_config, followed_factors)));
+                    }
                     limiter.set_shared_policy(std::make_shared<const l7::SharedPolicy>(std::move(*p)));
                 });
             policy_timer.expires_after(std::chrono::nanoseconds(c->from_rlgated.refresh_ns));

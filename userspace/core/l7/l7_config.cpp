@@ -547,7 +547,9 @@ L7Config Parser::parse(std::string_view text) {
         parse_escalation(root["escalation"], c.escalation);
     if (root.contains("from_rlgated")) {
         const auto& f = root["from_rlgated"];
-        expect_object(f, "from_rlgated", {"allowlist", "tiers", "refresh"});
+        expect_object(f, "from_rlgated", {"allowlist", "tiers", "limits", "refresh"});
+        if (f.contains("limits"))
+            c.from_rlgated.limits = get_bool(f["limits"], "from_rlgated.limits");
         if (f.contains("allowlist"))
             c.from_rlgated.allowlist = get_bool(f["allowlist"], "from_rlgated.allowlist");
         if (f.contains("tiers"))

@@ -84,8 +84,9 @@ struct Escalation {
 struct FromRlgated {
     bool allowlist = false;  // rlgated's allow CIDRs bypass L7 limits too
     bool tiers = false;      // anonymous callers in an rlgated tier prefix get the L7 tier of that name
+    bool limits = false;     // L7 tiers named like rlgated's follow its factors (overrides, emergency, adaptive)
     std::int64_t refresh_ns = 10'000'000'000LL;
-    [[nodiscard]] bool any() const { return allowlist || tiers; }
+    [[nodiscard]] bool any() const { return allowlist || tiers || limits; }
 };
 
 struct ServerLimits {

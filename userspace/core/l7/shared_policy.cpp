@@ -2,6 +2,9 @@
 #include "core/l7/shared_policy.hpp"
 
 #include <algorithm>
+#include <cmath>
+
+#include <algorithm>
 
 namespace rlgate::l7 {
 
@@ -44,7 +47,37 @@ std::optional<SharedPolicy> parse_shared_policy(const nlohmann::json& result, st
             return bad("members: bad CIDR " + m["cidr"].dump());
         p.members.emplace_back(*c, m["tier"].get<std::string>());
     }
+    if (result.contains("factors")) {
+        const auto& f = result["factors"];
+        if (!f.is_object())
+            return bad("factors: expected {tier: factor}");
+        for (const auto& [tier, v] : f.items()) {
+            if (!v.is_number() || !(v.get<double>() > 0) || v.get<double>() > 1000)
+                return bad("factors: " + tier + " is not a factor in (0, 1000]");
+            p.factors[tier] = v.get<double>();
+        }
+    }
     return p;
+}
+
+L7Config scale_tiers(const L7Config& base, const std::map<std::string, double>& factors) {
+    L7Config out = base;
+    const auto scale = [](std::vector<ratelimit::LimitSpec>& specs, double f) {
+        for (auto& s : specs) {
+            s.limit = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(static_cast<double>(s.limit) * f)));
+            if (s.burst)
+                s.burst = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(static_cast<double>(s.burst) * f)));
+        }
+    };
+    for (const auto& [name, f] : factors) {
+        const auto it = out.tiers.find(name);
+        if (it == out.tiers.end() || f == 1.0)
+            continue;
+        scale(it->second.limits, f);
+        for (auto& [endpoint, specs] : it->second.endpoint_limits)
+            scale(specs, f);
+    }
+    return out;
 }
 
 }  // namespace rlgate::l7

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -13,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/l7/l7_config.hpp"
 #include "core/net/ip_address.hpp"
 
 namespace rlgate::l7 {
@@ -21,6 +23,7 @@ struct SharedPolicy {
     std::uint64_t generation = 0;
     std::vector<net::Cidr> allow;
     std::vector<std::pair<net::Cidr, std::string>> members;  // prefix -> tier
+    std::map<std::string, double> factors;  // tier -> its limits now over the configured ones (absent: 1)
 
     [[nodiscard]] bool allows(const net::IpAddress& a) const;
     // The tier of the longest member prefix holding `a`, or nullptr.
@@ -29,5 +32,9 @@ struct SharedPolicy {
 
 // nullopt with `error` on a malformed result.
 std::optional<SharedPolicy> parse_shared_policy(const nlohmann::json& result, std::string* error);
+
+// `base` with the limits of each tier named in `factors` scaled by its factor
+// (limits and bursts, never below 1): rlgate-l7 following rlgated's scaling.
+L7Config scale_tiers(const L7Config& base, const std::map<std::string, double>& factors);
 
 }  // namespace rlgate::l7
