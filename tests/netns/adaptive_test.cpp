@@ -10,6 +10,7 @@
 
 #include "netns/daemon_fixture.hpp"
 #include "support/l7_process.hpp"
+#include "support/test_upstream.hpp"
 
 namespace rlgate::testing {
 namespace {
@@ -157,6 +158,34 @@ TEST_F(AdaptiveTest, RlgateL7FollowsTheFactorOfItsTier) {
     EXPECT_EQ(limit_seen("10"), "10") << "40 x 0.25, within a few refreshes\n" << l7.log_text();
     daemon_->call("override.clear", {{"name", "free"}});
     EXPECT_EQ(limit_seen("40"), "40") << l7.log_text();
+}
+
+// rlgate-l7 reports its upstream's latency; past adaptive.signals.l7_latency the controller tightens.
+TEST_F(AdaptiveTest, ASlowUpstreamBehindRlgateL7TightensTheLowestTier) {
+    auto cfg = base_config({{"free", tier(1000, 100)}});
+    cfg["daemon"] = {{"escalation_group", "nogroup"}};
+    cfg["adaptive"] = {{"tiers", {"free"}}, {"dwell", "1s"}, {"signals", {{"l7_latency", "100ms"}}}};
+    daemon_->write_config(cfg);
+    daemon_->start();
+    TestUpstream upstream;
+    L7Process l7("latency");
+    l7.write_config({{"mode", "proxy"},
+                     {"proxy", {{"upstream", "http://127.0.0.1:" + std::to_string(upstream.port())}}},
+                     {"anonymous_tier", "anonymous"},
+                     {"tiers", {{"anonymous", {{"limits", {{{"limit", 1000}, {"per", "1m"}}}}}}}},
+                     {"escalation", {{"socket", daemon_->escalation_socket()}, {"enabled", true}, {"report_interval", "1s"}}}});
+    l7.start();
+    const auto t0 = std::chrono::steady_clock::now();
+    json st;
+    while (std::chrono::steady_clock::now() - t0 < 8s) {
+        EXPECT_EQ(l7.get("/sleep300").status, 200);  // each answer takes 300 ms: 3x the high level
+        st = daemon_->call("override.list");
+        if (st["adaptive"]["level"].get<int>() >= 1)
+            break;
+    }
+    EXPECT_GE(st["adaptive"]["level"].get<int>(), 1) << st.dump() << l7.log_text();
+    EXPECT_EQ(st["adaptive"]["cause"], "l7_latency") << st.dump();
+    EXPECT_GE(st["adaptive"]["signals"]["l7_latency"].get<double>(), 2.5) << st.dump();
 }
 
 TEST_F(AdaptiveTest, OverTheGlobalLimitPremiumKeepsItsTrafficWhileFreeIsShed) {

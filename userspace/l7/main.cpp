@@ -194,9 +194,13 @@ int main(int argc, char** argv) {
                                                  {"count", c.count - last}});
                         last = c.count;
                     }
-                    if (!decisions.empty())
-                        escalator.report({{"decisions", decisions},
-                                          {"redis", !redis ? "unused" : redis->up() ? "up" : "down"}});
+                    // Every interval: decision counts (if any), Redis health and this server's load,
+                    // which rlgated's adaptive controller may watch (l7_latency, l7_in_flight).
+                    const auto load = server.take_load();
+                    escalator.report({{"decisions", decisions},
+                                      {"redis", !redis ? "unused" : redis->up() ? "up" : "down"},
+                                      {"in_flight", load.in_flight},
+                                      {"upstream_latency_ms", load.upstream_latency_ms}});
                 }
                 schedule_report();
             });

@@ -398,6 +398,13 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
             co_await send(std::move(res));
             break;
         }
+        struct InFlight {
+            std::atomic<std::uint64_t>& n;
+            explicit InFlight(std::atomic<std::uint64_t>& c) : n(c) { ++n; }
+            ~InFlight() { --n; }
+            InFlight(const InFlight&) = delete;
+            InFlight& operator=(const InFlight&) = delete;
+        } in_flight(in_flight_);  // until this request is answered, whichever way the iteration ends
         first = false;
         Request& req = parser.get();
         const unsigned version = req.version();
@@ -602,6 +609,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
         std::optional<http::response_parser<http::buffer_body>> rp;
         boost::system::error_code uec;
         bool client_failed = false;
+        const auto upstream_start = std::chrono::steady_clock::now();
         for (int attempt = 0; attempt < 2; ++attempt) {
             conn = co_await pool_.acquire(up, uec);
             if (!conn)
@@ -653,6 +661,10 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
             co_await send(std::move(res));
             break;
         }
+        const auto took = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - upstream_start).count());
+        for (auto seen = upstream_latency_max_ns_.load(); took > seen && !upstream_latency_max_ns_.compare_exchange_weak(seen, took);) {
+        }
         auto& res = rp->get();
         const bool upstream_keep_alive = res.keep_alive();
         strip_hop_by_hop(res);
@@ -692,6 +704,10 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
             drained += n;
         }
     }
+}
+
+Server::Load Server::take_load() {
+    return {.in_flight = in_flight_.load(), .upstream_latency_ms = upstream_latency_max_ns_.exchange(0) / 1'000'000};
 }
 
 std::string Server::metrics() const {

@@ -42,6 +42,13 @@ public:
     void stop();
     [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const { return local_; }
     [[nodiscard]] std::string metrics() const;
+    // Load for rlgated's adaptive controller: requests being decided or proxied now, and the
+    // slowest upstream response head since the last call (proxy mode; 0 without one).
+    struct Load {
+        std::uint64_t in_flight = 0;
+        std::uint64_t upstream_latency_ms = 0;
+    };
+    Load take_load();
 
 private:
     struct Connection;
@@ -72,6 +79,7 @@ private:
     std::atomic<std::uint64_t> connections_refused_per_client_{0};
     std::atomic<std::uint64_t> bad_requests_{0}, upstream_errors_{0}, upstream_timeouts_{0}, throttled_{0};
     std::atomic<std::uint64_t> queued_{0};
+    std::atomic<std::uint64_t> in_flight_{0}, upstream_latency_max_ns_{0};
 };
 
 }  // namespace rlgate::l7
