@@ -149,6 +149,21 @@ TEST(L7Config, RedisStoreSettingsAreCheckedFieldByField) {
     EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"lease_ttl", "5ms"}}}})), "store.redis.lease_ttl");
 }
 
+TEST(L7Config, ATierNamesWhereToGetAHigherTier) {
+    auto j = base();
+    j["tiers"]["anon"]["upgrade_url"] = "https://example.com/pricing";
+    j["tiers"]["anon"]["message"] = "Anonymous callers get 2/min; sign up for more.";
+    const auto c = parse(j);
+    EXPECT_EQ(c.tiers.at("anon").upgrade_url, "https://example.com/pricing");
+    j["tiers"]["anon"]["upgrade_url"] = "ftp://example.com";
+    EXPECT_EQ(error_field(j), "tiers.anon.upgrade_url");
+    j["tiers"]["anon"]["upgrade_url"] = "https://example.com/\"quoted\"";
+    EXPECT_EQ(error_field(j), "tiers.anon.upgrade_url");
+    j["from_rlgated"] = {{"limits", true}};
+    j["tiers"]["anon"].erase("upgrade_url");
+    EXPECT_TRUE(parse(j).from_rlgated.limits);
+}
+
 TEST(L7Config, TheShippedExampleIsValid) {
     std::ifstream in(RLGATE_EXAMPLES_DIR "/l7.json");
     const std::string text{std::istreambuf_iterator<char>(in), {}};

@@ -81,6 +81,10 @@ TEST(Headers, AllowedAndRefusedResponsesCarryTheFields) {
     EXPECT_EQ(body["error"], "rate_limit_exceeded");
     EXPECT_EQ(body["retry_after"], 6);
     EXPECT_EQ(body["reset_at"], 1'700'000'060);
+    EXPECT_FALSE(body.contains("upgrade_url"));
+    const auto upgrade = nlohmann::json::parse(
+        too_many_requests_body(no, 1'700'000'000, "Free tier: 10/min. Premium: 1000/min.", "https://example.com/pricing"));
+    EXPECT_EQ(upgrade["upgrade_url"], "https://example.com/pricing") << "how to get a higher tier";
     no.tightest.retry_after_ns = 1;
     EXPECT_EQ(retry_after_seconds(no), 1) << "never Retry-After: 0 on a refusal";
 }

@@ -66,7 +66,8 @@ Answer Limiter::finish(Plan p, const ratelimit::Decision& d) {
     a.verdict = Verdict::limited;
     a.status = c.deny_status;
     a.retry_after_ns = std::max<std::int64_t>(d.tightest.retry_after_ns, 1);
-    a.body = too_many_requests_body(d, a.unix_s, e.tier && !e.tier->message.empty() ? e.tier->message : c.message);
+    a.body = too_many_requests_body(d, a.unix_s, e.tier && !e.tier->message.empty() ? e.tier->message : c.message,
+                                    e.tier ? e.tier->upgrade_url : std::string());
     return std::move(a);
 }
 

@@ -82,14 +82,18 @@ void append_rate_limit_headers(std::string& out, const ratelimit::LimitSpec& spe
     });
 }
 
-std::string too_many_requests_body(const ratelimit::Decision& d, std::int64_t now_unix_s, const std::string& message) {
+std::string too_many_requests_body(const ratelimit::Decision& d, std::int64_t now_unix_s, const std::string& message,
+                                   const std::string& upgrade_url) {
     // By hand, in nlohmann's key order: this body is written for every refused request.
     std::string out;
     out.reserve(96 + message.size());
     out.append(R"({"error":"rate_limit_exceeded","message":)");
     out.append(nlohmann::json(message).dump());  // escaped as JSON requires
     out.append(R"(,"reset_at":)").append(std::to_string(now_unix_s + ceil_seconds(d.tightest.reset_ns)));
-    out.append(R"(,"retry_after":)").append(std::to_string(retry_after_seconds(d))).append("}");
+    out.append(R"(,"retry_after":)").append(std::to_string(retry_after_seconds(d)));
+    if (!upgrade_url.empty())
+        out.append(R"(,"upgrade_url":)").append(nlohmann::json(upgrade_url).dump());
+    out.append("}");
     return out;
 }
 

@@ -29,7 +29,9 @@ void append_rate_limit_headers(std::string& out, const ratelimit::LimitSpec& tig
                                std::int64_t now_unix_s, HeaderStyle style);
 
 // {"error":"rate_limit_exceeded","message":...,"retry_after":...,"reset_at":...}
-std::string too_many_requests_body(const ratelimit::Decision& d, std::int64_t now_unix_s, const std::string& message);
+// With an `upgrade_url` (the tier's: how to get a higher tier), an "upgrade_url" field too.
+std::string too_many_requests_body(const ratelimit::Decision& d, std::int64_t now_unix_s, const std::string& message,
+                                   const std::string& upgrade_url = {});
 
 // Seconds for Retry-After: rounded up, at least 1 when refused.
 std::int64_t retry_after_seconds(const ratelimit::Decision& d);

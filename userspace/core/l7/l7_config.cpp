@@ -286,7 +286,7 @@ void Parser::parse_tiers(const Json& v, L7Config& out) const {
         const std::string path = join("tiers", name);
         if (name.empty() || name.size() > 64)
             fail(path, "tier names are 1..64 characters");
-        expect_object(t, path, {"bypass", "limits", "endpoints", "message"});
+        expect_object(t, path, {"bypass", "limits", "endpoints", "message", "upgrade_url"});
         Tier tier;
         tier.name = name;
         if (t.contains("bypass"))
@@ -302,6 +302,12 @@ void Parser::parse_tiers(const Json& v, L7Config& out) const {
         }
         if (t.contains("message"))
             tier.message = get_string(t["message"], join(path, "message"));
+        if (t.contains("upgrade_url")) {
+            tier.upgrade_url = get_string(t["upgrade_url"], join(path, "upgrade_url"));
+            if (!(tier.upgrade_url.starts_with("https://") || tier.upgrade_url.starts_with("http://")) ||
+                tier.upgrade_url.size() > 512 || tier.upgrade_url.find_first_of(" \t\r\n\"") != std::string::npos)
+                fail(join(path, "upgrade_url"), "an http(s) URL of at most 512 characters, without spaces or quotes");
+        }
         if (tier.bypass && (!tier.limits.empty() || !tier.endpoint_limits.empty()))
             fail(join(path, "bypass"), "a bypass tier has no limits");
         out.tiers.emplace(name, std::move(tier));

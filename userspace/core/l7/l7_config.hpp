@@ -56,6 +56,7 @@ struct Tier {
     std::vector<ratelimit::LimitSpec> limits;  // per caller, whatever the endpoint
     std::map<std::string, std::vector<ratelimit::LimitSpec>> endpoint_limits;  // per caller and endpoint class
     std::string message;                     // the 429 body's message (how to get a higher tier)
+    std::string upgrade_url;                 // the 429 body's "upgrade_url" (where to get a higher tier)
 };
 
 struct JwtSettings {
