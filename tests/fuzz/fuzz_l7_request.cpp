@@ -22,7 +22,7 @@ namespace {
 using namespace rlgate;
 namespace http = boost::beast::http;
 
-const l7::L7Config& config() {
+const l7::L7Config& fuzz_config() {
     static const auto c = l7::parse_l7_config(R"({
       "trusted_proxies": ["127.0.0.0/8", "::1/128"],
       "identity": {"user_header": "X-User", "cost_header": "X-Cost",
@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                .target = target,
                                .peer = peer,
                                .header = [&req](std::string_view n) -> std::string_view { return req[n]; }};
-    const auto e = l7::evaluate(config(), view, now / 1'000'000'000LL);
+    const auto e = l7::evaluate(fuzz_config(), view, now / 1'000'000'000LL);
     now += 1'000'000;
     if (e.kind != l7::Evaluation::Kind::limit || e.key_count == 0)
         return 0;

@@ -99,6 +99,11 @@ TEST(AdaptiveController, AtTheMinimumItStopsAndBriefSpikesDoNothing) {
     Controller spikes(settings());
     const auto changes = run(spikes, [](int s) { return s % 4 == 0 ? 3.0 : 0.8; }, 300);
     EXPECT_TRUE(changes.empty()) << "overload never lasted a dwell";
+    // After a full tighten-and-recover cycle, a one-second spike still does nothing.
+    Controller cycled(settings());
+    run(cycled, [](int s) { return s < 20 ? 2.0 : 0.1; }, 100);
+    ASSERT_EQ(cycled.level(), 0);
+    EXPECT_TRUE(run(cycled, [](int s) { return s == 150 ? 5.0 : 0.1; }, 100, 100).empty());
 }
 
 Policy sample_policy() {
@@ -156,6 +161,15 @@ TEST(Scaling, BoundsAndUnknownTargets) {
     Scaling s;
     s.overrides = {{.target = Override::Target::tier, .name = "gold", .factor = 2.0}};
     EXPECT_THROW(scaled(base, s, 0), PolicyError);
+    auto bytes_only = base;
+    bytes_only.tiers[0].limit = {.bytes_per_sec = 1000, .burst_bytes = 2000};
+    s.overrides = {{.target = Override::Target::tier, .name = "free", .pps = 50}};
+    EXPECT_THROW(scaled(bytes_only, s, 0), PolicyError) << "no packet rate to set";
+    // A tier's --pps moves its rules' limits by the same factor (rule limits replace the tier's in the kernel).
+    s.overrides = {{.target = Override::Target::tier, .name = "free", .pps = 300}};
+    const auto p = scaled(base, s, 0);
+    EXPECT_EQ(p.tiers[0].limit.packets_per_sec, 300U);
+    EXPECT_EQ(p.rules[0].tier_limits.at("free").packets_per_sec, 30U) << "10 x 3";
     s.overrides = {{.target = Override::Target::rule, .name = "gold", .factor = 2.0, .until_ms = 10}};
     EXPECT_NO_THROW(scaled(base, s, 10)) << "an expired override is not checked";
 }

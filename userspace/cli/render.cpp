@@ -271,6 +271,19 @@ void render_limits(const json& r, std::ostream& out) {
         out << "no override\n";
     else
         overrides.print(out);
+    Table changes({"AT", "LEVEL", "TIER", "FACTOR", "LOAD", "CAUSE"});
+    const auto& list = field(a, "changes");
+    for (std::size_t i = list.size(); i-- > 0 && list.size() - i <= 10;) {
+        const auto& c = list[i];
+        char factor[32], load[32];
+        std::snprintf(factor, sizeof factor, "%.3g", num(c, "factor"));
+        std::snprintf(load, sizeof load, "%.2f", num(c, "load"));
+        changes.add({str(c, "at"), str(c, "level"), str(c, "tier"), factor, load, str(c, "cause")});
+    }
+    if (!changes.empty()) {
+        out << "\nlast changes of the controller, newest first:\n";
+        changes.print(out);
+    }
 }
 
 void render_fleet(const json& r, std::ostream& out) {

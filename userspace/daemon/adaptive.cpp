@@ -85,7 +85,11 @@ void Daemon::adapt() {
     const auto now = now_ms();
     if (controller_) {
         const auto& a = config_.adaptive;
-        policy::LoadSample sample{.at_ms = now, .load = 0, .cause = "none"};
+        // The controller's time is monotonic: a step of the wall clock neither freezes nor hurries it.
+        const auto mono_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+        policy::LoadSample sample{.at_ms = mono_ms, .load = 0, .cause = "none"};
         auto consider = [&](double value, double high, const char* name) {
             if (high <= 0)
                 return;
@@ -117,9 +121,16 @@ void Daemon::adapt() {
         for (const auto& m : fill_cache_)
             if (m.name == "rl_buckets" && m.max_entries)
                 consider(static_cast<double>(m.entries) / static_cast<double>(m.max_entries), a.map_fill, "map_fill");
-        if (l7_load_ && std::chrono::steady_clock::now() - l7_load_->at < std::chrono::seconds(10)) {
-            consider(static_cast<double>(l7_load_->latency_ms), static_cast<double>(a.l7_latency_ms), "l7_latency");
-            consider(static_cast<double>(l7_load_->in_flight), static_cast<double>(a.l7_in_flight), "l7_in_flight");
+        // Each rlgate-l7's latest report (stale after 30 s: 3 default report intervals); the worst counts.
+        std::uint64_t latency = 0, in_flight = 0;
+        std::erase_if(l7_load_, [](const auto& e) { return std::chrono::steady_clock::now() - e.second.at > std::chrono::seconds(30); });
+        for (const auto& [peer, l] : l7_load_) {
+            latency = std::max(latency, l.latency_ms);
+            in_flight = std::max(in_flight, l.in_flight);
+        }
+        if (!l7_load_.empty()) {
+            consider(static_cast<double>(latency), static_cast<double>(a.l7_latency_ms), "l7_latency");
+            consider(static_cast<double>(in_flight), static_cast<double>(a.l7_in_flight), "l7_in_flight");
         }
         last_load_ = sample;
         if (const auto change = controller_->observe(sample)) {
@@ -290,7 +301,7 @@ json Daemon::cmd_emergency(const json& args) {
             {"generation", dataplane_->policy_generation()}};
 }
 
-void Daemon::note_l7_load(const json& args) {
+void Daemon::note_l7_load(const json& args, const std::string& peer) {
     const auto latency = args.find("upstream_latency_ms");
     const auto in_flight = args.find("in_flight");
     if (latency == args.end() && in_flight == args.end())
@@ -300,7 +311,8 @@ void Daemon::note_l7_load(const json& args) {
         l.latency_ms = control::arg_uint(args, "upstream_latency_ms", 0);
     if (in_flight != args.end())
         l.in_flight = control::arg_uint(args, "in_flight", 0);
-    l7_load_ = l;
+    if (l7_load_.size() < 64 || l7_load_.contains(peer))
+        l7_load_[peer] = l;
 }
 
 }  // namespace rlgate::daemon

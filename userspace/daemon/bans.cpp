@@ -528,7 +528,7 @@ void Daemon::handle_escalation(const control::Request& req, ControlServer::Reply
         return;
     }
     if (req.command == "report") {  // rlgate-l7's decision counts and Redis health
-        handle_l7_report(req.args);
+        handle_l7_report(req.args, peer);
         reply(control::make_result(req.id, {{"accepted", true}}));
         return;
     }

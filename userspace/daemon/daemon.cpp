@@ -260,13 +260,19 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
         spdlog::set_level(spdlog::level::from_str(next.daemon.log_level));
     if (violation_log_ && next.bans.violation_log_format != config_.bans.violation_log_format)
         violation_log_->set_pattern(next.bans.violation_log_format == "json" ? "%v" : "%Y-%m-%dT%H:%M:%S%z %v");
-    const bool adaptive_changed = !(next.adaptive == config_.adaptive);
+    // A new controller (its tiers or steps changed) starts from factor 1; new signal levels keep its state.
+    const bool controller_changed = next.adaptive.enabled != config_.adaptive.enabled ||
+                                    !(next.adaptive.controller == config_.adaptive.controller);
     config_ = std::move(next);
     policy_source_ = source;
-    if (adaptive_changed) {  // a new controller starts from factor 1
+    if (controller_changed) {
         start_adaptive();
-        std::vector<std::string> ignored;
-        out.generation = apply_effective_policy(ignored);
+        try {
+            std::vector<std::string> ignored;
+            out.generation = apply_effective_policy(ignored);
+        } catch (const std::exception& e) {  // the file's policy is in force already, unscaled by the old controller
+            out.warnings.push_back(std::string("adaptive: the new controller's policy not applied: ") + e.what());
+        }
     }
     l7_budgets_.clear();  // report budgets follow the new bans.l7_* settings
     if (alert_engine_)

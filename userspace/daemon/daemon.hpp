@@ -143,7 +143,7 @@ private:
     [[nodiscard]] nlohmann::json scaling_json() const;
     nlohmann::json cmd_override(const std::string& cmd, const nlohmann::json& args);
     nlohmann::json cmd_emergency(const nlohmann::json& args);
-    void note_l7_load(const nlohmann::json& args);
+    void note_l7_load(const nlohmann::json& args, const std::string& peer);
 
     // Observability (observability.cpp)
     void open_admin();
@@ -154,7 +154,7 @@ private:
     void notify(const alerts::Notification& n);
     nlohmann::json cmd_alerts() const;
     nlohmann::json cmd_insights() const;
-    void handle_l7_report(const nlohmann::json& args);
+    void handle_l7_report(const nlohmann::json& args, const std::string& peer);
     nlohmann::json event_json(const rl_event& ev) const;
     nlohmann::json outcome_json(const ReloadOutcome& o) const;
 
@@ -202,7 +202,7 @@ private:
         std::chrono::steady_clock::time_point at;
         std::uint64_t latency_ms = 0, in_flight = 0;
     };
-    std::optional<L7Load> l7_load_;
+    std::map<std::string, L7Load> l7_load_;  // by reporting peer (uid), the latest report of each
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<alerts::AlertEngine> alert_engine_;
     std::vector<std::shared_ptr<WebhookSender>> webhooks_;

@@ -75,6 +75,7 @@ void Daemon::handle_http(const HttpRequest& req, AdminServer::Reply reply) {
         {"/api/v1/tiers", {"GET", "tier.list"}},     {"/api/v1/bans", {"GET", "ban.list"}},
         {"/api/v1/history", {"GET", "ban.history"}}, {"/api/v1/alerts", {"GET", "alerts"}},
         {"/api/v1/insights", {"GET", "insights"}},   {"/api/v1/ban", {"POST", "ban.add"}},
+        {"/api/v1/limits", {"GET", "override.list"}},
         {"/api/v1/unban", {"POST", "ban.del"}},      {"/api/v1/version", {"GET", "version"}},
     };
     const auto route = kRoutes.find(req.path);
@@ -393,8 +394,8 @@ json Daemon::cmd_insights() const {
     return {{"limits", advice}, {"top_offenders", clients}, {"idle_tiers", unused}};
 }
 
-void Daemon::handle_l7_report(const json& args) {
-    note_l7_load(args);
+void Daemon::handle_l7_report(const json& args, const std::string& peer) {
+    note_l7_load(args, peer);
     if (auto it = args.find("decisions"); it != args.end()) {
         if (!it->is_array() || it->size() > 10'000)
             throw ProtocolError(code::invalid_argument, "decisions: an array of at most 10,000 entries");

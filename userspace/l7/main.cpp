@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -98,8 +99,18 @@ int main(int argc, char** argv) {
     try {
         asio::io_context io(static_cast<int>(threads));
         l7::Limiter limiter(cfg, l7::system_clock());
-        std::shared_ptr<const l7::L7Config> file_config = cfg;  // as written; limiter's may be scaled by rlgated
-        std::map<std::string, double> followed_factors;        // rlgated's tier factors now applied
+        // The config as written, and rlgated's tier factors applied to it (from_rlgated.limits): the
+        // SIGHUP handler and the policy fetch run on any of the io threads, hence the lock.
+        std::mutex follow_mu;
+        std::shared_ptr<const l7::L7Config> file_config = cfg;
+        std::map<std::string, double> followed_factors;
+        int missed_fetches = 0;
+        const auto apply_factors = [&](std::map<std::string, double> factors) {  // with follow_mu held
+            followed_factors = std::move(factors);
+            limiter.reload(followed_factors.empty()
+                               ? file_config
+                               : std::make_shared<const l7::L7Config>(l7::scale_tiers(*file_config, followed_factors)));
+        };
         l7::Escalator escalator(io, cfg->escalation.socket);
         std::unique_ptr<l7::RedisStore> redis;
         if (cfg->redis) {
@@ -163,10 +174,9 @@ int main(int argc, char** argv) {
                         spdlog::warn("reload: the store (memory or redis, and its address) changes at the next restart");
                     set_level(next->log_level);
                     escalator.set_socket(next->escalation.socket);
+                    std::lock_guard lock(follow_mu);
                     file_config = next;
-                    limiter.reload(followed_factors.empty()
-                                       ? std::move(next)
-                                       : std::make_shared<const l7::L7Config>(l7::scale_tiers(*next, followed_factors)));
+                    apply_factors(next->from_rlgated.limits ? followed_factors : std::map<std::string, double>{});
                     spdlog::info("reload: {} applied", config_path);
                 } catch (const std::exception& e) {
                     spdlog::error("reload rejected, the running policy stays: {}", e.what());
@@ -210,11 +220,23 @@ int main(int argc, char** argv) {
         // rlgated's allowlist and tier prefixes, when the config follows them.
         std::uint64_t followed_generation = ~0ULL;
         std::function<void()> follow_policy = [&] {
-            const auto c = file_config;
+            std::shared_ptr<const l7::L7Config> c;
+            {
+                std::lock_guard lock(follow_mu);
+                c = file_config;
+            }
             if (c->from_rlgated.any())
                 escalator.fetch_policy([&](std::optional<nlohmann::json> result) {
-                    if (!result)
+                    std::lock_guard lock(follow_mu);
+                    if (!result) {
+                        // rlgated gone for three refreshes: its factors (an emergency's 0.1?) are not held forever.
+                        if (++missed_fetches == 3 && !followed_factors.empty()) {
+                            spdlog::warn("rlgated does not answer: back to the configured limits until it does");
+                            apply_factors({});
+                        }
                         return;
+                    }
+                    missed_fetches = 0;
                     std::string error;
                     auto p = l7::parse_shared_policy(*result, &error);
                     if (!p) {
@@ -230,8 +252,7 @@ int main(int argc, char** argv) {
                             spdlog::info("following rlgated: tier {} at {:.3g}x its limits", tier, f);
                         if (p->factors.empty())
                             spdlog::info("following rlgated: every tier at its configured limits again");
-                        followed_factors = p->factors;
-                        limiter.reload(std::make_shared<const l7::L7Config>(l7::scale_tiers(*file_config, followed_factors)));
+                        apply_factors(p->factors);
                     }
                     limiter.set_shared_policy(std::make_shared<const l7::SharedPolicy>(std::move(*p)));
                 });

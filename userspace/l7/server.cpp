@@ -609,7 +609,12 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
         std::optional<http::response_parser<http::buffer_body>> rp;
         boost::system::error_code uec;
         bool client_failed = false;
-        const auto upstream_start = std::chrono::steady_clock::now();
+        auto upstream_start = std::chrono::steady_clock::now();
+        const auto note_latency = [this](std::uint64_t took) {
+            for (auto seen = upstream_latency_max_ns_.load();
+                 took > seen && !upstream_latency_max_ns_.compare_exchange_weak(seen, took);) {
+            }
+        };
         for (int attempt = 0; attempt < 2; ++attempt) {
             conn = co_await pool_.acquire(up, uec);
             if (!conn)
@@ -619,6 +624,7 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
             std::tie(uec, std::ignore) = co_await http::async_write_header(conn->stream, sr, kUse);
             if (!uec)
                 uec = co_await relay_body(stream, buf, conn->stream, parser, sr, idle, client_failed);
+            upstream_start = std::chrono::steady_clock::now();  // the upstream's time, not the client's upload
             // Interim responses (100, 103) are not the answer: read on.
             for (int interim = 0; !uec && interim < 8; ++interim) {
                 rp.emplace();
@@ -653,6 +659,8 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
         }
         if (!conn || uec) {
             const bool timeout = uec == beast::error::timeout;
+            if (timeout)  // a dead upstream is the slowest of all
+                note_latency(static_cast<std::uint64_t>(up.timeout_ns));
             ++(timeout ? upstream_timeouts_ : upstream_errors_);
             spdlog::debug("upstream {}:{}: {}", up.host, up.port, uec.message());
             std::string body = timeout ? error_body("upstream_timeout", "the upstream did not answer in time")
@@ -661,10 +669,8 @@ asio::awaitable<void> Server::session(tcp::socket socket, std::string client) {
             co_await send(std::move(res));
             break;
         }
-        const auto took = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - upstream_start).count());
-        for (auto seen = upstream_latency_max_ns_.load(); took > seen && !upstream_latency_max_ns_.compare_exchange_weak(seen, took);) {
-        }
+        note_latency(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - upstream_start).count()));
         auto& res = rp->get();
         const bool upstream_keep_alive = res.keep_alive();
         strip_hop_by_hop(res);

@@ -196,11 +196,13 @@ RuntimeOverlay overlay_from_json(const json& j, const std::string& file) {
         for (std::size_t i = 0; i < j["overrides"].size(); ++i) {
             const auto& e = j["overrides"][i];
             const std::string field = "overrides[" + std::to_string(i) + "]";
-            const auto ok = e.is_object() && e.contains("target") && e["target"].is_string() && e.contains("name") &&
-                            e["name"].is_string() && e.value("start_ms", json(0)).is_number_integer() &&
+            const auto ok = e.is_object() && e.contains("target") && (e["target"] == "tier" || e["target"] == "rule") &&
+                            e.contains("name") && e["name"].is_string() && e.value("start_ms", json(0)).is_number_integer() &&
                             e.value("until_ms", json(0)).is_number_integer() &&
-                            (e.contains("factor") ? e["factor"].is_number() && e["factor"].get<double>() > 0 : true) &&
-                            (e.contains("pps") ? e["pps"].is_number_unsigned() : true) &&
+                            (e.contains("factor") ? e["factor"].is_number() && e["factor"].get<double>() > 0 &&
+                                                        e["factor"].get<double>() <= 1000
+                                                  : true) &&
+                            (e.contains("pps") ? e["pps"].is_number_unsigned() && e["pps"].get<std::uint64_t>() >= 1 : true) &&
                             (e.contains("factor") != e.contains("pps"));
             if (!ok)
                 throw ConfigError(file, field, "expected {\"target\", \"name\", \"factor\" or \"pps\", \"until_ms\"}");

@@ -36,8 +36,8 @@ std::optional<Controller::Change> Controller::observe(const LoadSample& sample) 
     const bool settled = !last_change_ms_ || sample.at_ms - *last_change_ms_ >= s_.dwell_ms;
     if (!settled)
         return std::nullopt;
-    // The first step reacts after `dwell` of overload; later ones `dwell` after the previous change.
-    if (over && sample.at_ms - *over_since_ms_ >= (last_change_ms_ ? 0 : s_.dwell_ms)) {
+    // Overload must have lasted `dwell` (a spike does nothing), and a change waits `dwell` after the last one.
+    if (over && sample.at_ms - *over_since_ms_ >= s_.dwell_ms) {
         for (const auto& tier : s_.order) {
             auto& f = factors_[tier];
             if (f <= s_.min_factor * (1 + 1e-9))

@@ -30,9 +30,8 @@ RateLimit apply(const RateLimit& r, const Override& o) {
     if (o.factor)
         return scale(r, *o.factor);
     if (o.pps) {
-        if (r.packets_per_sec == 0)  // a byte-only limit: keep its shape, scale by the new rate
-            return RateLimit{.packets_per_sec = *o.pps, .burst_packets = std::max<std::uint64_t>(1, *o.pps),
-                             .bytes_per_sec = r.bytes_per_sec, .burst_bytes = r.burst_bytes};
+        if (r.packets_per_sec == 0)  // unlimited in packets (byte-only, or unlimited): a factor says what to do
+            throw PolicyError(o.name, "has no packet rate to set: use a factor");
         return scale(r, static_cast<double>(*o.pps) / static_cast<double>(r.packets_per_sec));
     }
     return r;
@@ -96,9 +95,11 @@ Policy scaled(const Policy& base, const Scaling& s, std::int64_t now_ms) {
         // through tier_limits, so the tiers scaled differently each get their own entry.
         for (const auto& t : base.tiers) {
             const auto* tier_override = find_override(active, Override::Target::tier, t.name);
-            const double f = tier_override && tier_override->factor ? *tier_override->factor
-                             : tier_override                        ? 1.0
-                                                                    : automatic_factor(s, t.name);
+            // A tier's --pps is a factor of its own rate; its rules move by the same factor.
+            const double f = !tier_override         ? automatic_factor(s, t.name)
+                             : tier_override->factor ? *tier_override->factor
+                                                     : static_cast<double>(*tier_override->pps) /
+                                                           static_cast<double>(t.limit.packets_per_sec);
             if (f == 1.0)
                 continue;
             const auto it = r.tier_limits.find(t.name);
