@@ -3,6 +3,8 @@
 // the load signals sampled every second, the controller's steps, operator
 // overrides and emergency mode, and re-applying the policy when any of them
 // changes what the maps must hold.
+#include <net/if.h>
+
 #include <fstream>
 #include <sstream>
 #include <spdlog/spdlog.h>
@@ -110,13 +112,27 @@ void Daemon::adapt() {
             }
         cpu_times_ = cpu;
         consider(softirq, a.softirq_cpu, "softirq_cpu");
-        if (totals_.size() >= 2) {
-            const auto& x = totals_[totals_.size() - 2];
-            const auto& y = totals_.back();
-            const double dt = std::chrono::duration<double>(y.at - x.at).count();
-            const auto packets = (y.passed + y.dropped) - std::min(y.passed + y.dropped, x.passed + x.dropped);
-            if (dt > 0)
-                consider(static_cast<double>(packets) / dt, static_cast<double>(a.pps), "pps");
+        if (a.pps) {  // packets/s of the busiest attached interface
+            double busiest = 0;
+            std::map<std::string, InterfaceSample> next;
+            const auto at = std::chrono::steady_clock::now();
+            for (const auto& [name, mode] : dataplane_->attachments()) {
+                const auto ifindex = if_nametoindex(name.c_str());
+                if (!ifindex)
+                    continue;
+                std::uint64_t packets = 0;
+                for (const auto& by_verdict : dataplane_->read_interface_counters(static_cast<int>(ifindex)))
+                    for (const auto& c : by_verdict)
+                        packets += c.packets;
+                next[name] = {at, packets};
+                if (const auto it = interface_packets_.find(name); it != interface_packets_.end()) {
+                    const double dt = std::chrono::duration<double>(at - it->second.at).count();
+                    if (dt > 0)
+                        busiest = std::max(busiest, static_cast<double>(packets - std::min(packets, it->second.packets)) / dt);
+                }
+            }
+            interface_packets_ = std::move(next);
+            consider(busiest, static_cast<double>(a.pps), "pps");
         }
         for (const auto& m : fill_cache_)
             if (m.name == "rl_buckets" && m.max_entries)

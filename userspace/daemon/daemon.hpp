@@ -188,6 +188,11 @@ private:
     std::unique_ptr<policy::Controller> controller_;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> cpu_times_;  // softirq, total per CPU (last sample)
     std::map<std::string, double> load_signals_;  // signal -> value / high, last sample
+    struct InterfaceSample {
+        std::chrono::steady_clock::time_point at;
+        std::uint64_t packets = 0;
+    };
+    std::map<std::string, InterfaceSample> interface_packets_;  // for the pps signal, per interface
     policy::LoadSample last_load_;
     struct AdaptiveChange {
         std::int64_t at_ms = 0;

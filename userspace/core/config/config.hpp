@@ -69,9 +69,9 @@ struct AdaptiveSettings {
     bool enabled = false;  // an "adaptive" object is present
     policy::ControllerSettings controller;
     double softirq_cpu = 0;          // share of a CPU in softirq (the busiest CPU), 0..1
-    std::uint64_t pps = 0;           // packets/s seen on all interfaces
+    std::uint64_t pps = 0;           // packets/s of the busiest attached interface
     double map_fill = 0;             // rl_buckets entries / capacity, 0..1
-    std::uint64_t l7_latency_ms = 0; // rlgate-l7's upstream latency (p99 of its last report)
+    std::uint64_t l7_latency_ms = 0; // rlgate-l7's upstream latency (the slowest since its previous report)
     std::uint64_t l7_in_flight = 0;  // rlgate-l7's requests in flight
     bool operator==(const AdaptiveSettings&) const = default;
 };
