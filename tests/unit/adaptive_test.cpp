@@ -90,6 +90,16 @@ TEST(AdaptiveController, ARampReactsWithinOneDwellOfCrossingAndNoiseNeverOscilla
     EXPECT_LT(noisy_changes.size(), 3600U / 5);
 }
 
+TEST(AdaptiveController, TiersHeldByAnOverrideArePassedOver) {
+    Controller c(settings());
+    std::optional<Controller::Change> first;
+    for (int s = 0; s < 10 && !first; ++s)
+        first = c.observe({.at_ms = s * 1000, .load = 2.0, .cause = "test"}, {"free"});
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->tier, "basic") << "free is held by an override: basic is the next to give";
+    EXPECT_DOUBLE_EQ(c.factors().at("free"), 1.0);
+}
+
 TEST(AdaptiveController, AtTheMinimumItStopsAndBriefSpikesDoNothing) {
     Controller c(settings());
     run(c, [](int) { return 5.0; }, 100);

@@ -6,6 +6,7 @@
 #include <net/if.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <spdlog/spdlog.h>
 
@@ -149,7 +150,14 @@ void Daemon::adapt() {
             consider(static_cast<double>(in_flight), static_cast<double>(a.l7_in_flight), "l7_in_flight");
         }
         last_load_ = sample;
-        if (const auto change = controller_->observe(sample)) {
+        std::set<std::string> held;  // tiers whose limits an override or the emergency profile sets now
+        for (const auto& o : policy::active_overrides(current_scaling(nullptr).overrides, now))
+            if (o.target == policy::Override::Target::tier)
+                held.insert(o.name);
+        if (overlay_.emergency)
+            for (const auto& [tier, f] : config_.emergency)
+                held.insert(tier);
+        if (const auto change = controller_->observe(sample, held)) {
             spdlog::warn("adaptive: load {:.2f} ({}): tier {} {} to {:.3g}x its limit (level {} of {})", sample.load,
                          sample.cause, change->tier, change->tightened ? "scaled down" : "scaled back up", change->factor,
                          change->level, controller_->max_level());

@@ -18,7 +18,7 @@ int Controller::max_level() const {
     return per_tier * static_cast<int>(s_.order.size());
 }
 
-std::optional<Controller::Change> Controller::observe(const LoadSample& sample) {
+std::optional<Controller::Change> Controller::observe(const LoadSample& sample, const std::set<std::string>& held) {
     const bool over = sample.load > 1.0;
     const bool under = sample.load < s_.recover_below;
     if (over) {
@@ -40,7 +40,7 @@ std::optional<Controller::Change> Controller::observe(const LoadSample& sample) 
     if (over && sample.at_ms - *over_since_ms_ >= s_.dwell_ms) {
         for (const auto& tier : s_.order) {
             auto& f = factors_[tier];
-            if (f <= s_.min_factor * (1 + 1e-9))
+            if (f <= s_.min_factor * (1 + 1e-9) || held.contains(tier))
                 continue;
             f = std::max(s_.min_factor, f * s_.step);
             steps_.push_back(tier);

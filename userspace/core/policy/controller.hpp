@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,10 @@ public:
         double factor = 1;  // of `tier` after the change
         bool tightened = false;
     };
-    // Feeds one sample; returns the change it caused, if any.
-    std::optional<Change> observe(const LoadSample& s);
+    // Feeds one sample; returns the change it caused, if any. Tiers in `held` (an operator's
+    // override or the emergency profile decides their limits now) are passed over when
+    // tightening: a step on them would change nothing.
+    std::optional<Change> observe(const LoadSample& s, const std::set<std::string>& held = {});
 
     [[nodiscard]] int level() const { return static_cast<int>(steps_.size()); }
     [[nodiscard]] int max_level() const;
