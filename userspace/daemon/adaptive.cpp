@@ -42,14 +42,6 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> read_cpu_times() {
     return out;
 }
 
-std::string override_key(const std::vector<policy::Override>& active) {
-    std::string key;
-    for (const auto& o : active)
-        key += o.name + (o.target == policy::Override::Target::tier ? "/t/" : "/r/") +
-               (o.factor ? std::to_string(*o.factor) : "") + "/" + (o.pps ? std::to_string(*o.pps) : "") + ";";
-    return key;
-}
-
 }  // namespace
 
 policy::Scaling Daemon::current_scaling(std::vector<std::string>* warnings) const {
@@ -177,7 +169,7 @@ void Daemon::adapt() {
                      before - overlay_.overrides.size() == 1 ? "" : "s");
         save_overlay();
     }
-    if (override_key(policy::active_overrides(current_scaling(nullptr).overrides, now)) != applied_overrides_)
+    if (policy::active_overrides(current_scaling(nullptr).overrides, now) != applied_overrides_)
         reapply_scaling("override schedule");
 }
 

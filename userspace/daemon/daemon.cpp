@@ -167,10 +167,7 @@ std::uint32_t Daemon::apply_effective_policy(std::vector<std::string>& warnings)
     auto compiled = policy::compile(eff);
     const auto gen = dataplane_->apply_policy(compiled);
     effective_ = std::move(eff);
-    applied_overrides_.clear();
-    for (const auto& o : policy::active_overrides(scaling.overrides, now))
-        applied_overrides_ += o.name + (o.target == policy::Override::Target::tier ? "/t/" : "/r/") +
-                              (o.factor ? std::to_string(*o.factor) : "") + "/" + (o.pps ? std::to_string(*o.pps) : "") + ";";
+    applied_overrides_ = policy::active_overrides(scaling.overrides, now);
     tier_names_ = compiled.tier_names;
     rule_names_ = compiled.rule_names;
     for (const auto& w : warnings)

@@ -202,7 +202,7 @@ private:
         std::string cause;
     };
     std::deque<AdaptiveChange> adaptive_changes_;  // newest last, bounded
-    std::string applied_overrides_;  // the overrides in force when the policy was last applied
+    std::vector<policy::Override> applied_overrides_;  // in force when the policy was last applied
     struct L7Load {
         std::chrono::steady_clock::time_point at;
         std::uint64_t latency_ms = 0, in_flight = 0;

@@ -42,6 +42,15 @@ redis::RedisOptions options_of(const config::RedisSettings& s, std::string passw
                                .connections = connections};
 }
 
+// True at most once per 10 s for `last`: repeated warnings of a storm stay readable.
+bool log_due(std::chrono::steady_clock::time_point& last) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(10))
+        return false;
+    last = now;
+    return true;
+}
+
 std::optional<std::string> reply_error(const redis::RedisResult& r) {
     if (const auto* failed = std::get_if<redis::RedisCallFailed>(&r))
         return failed->reason;
@@ -117,8 +126,7 @@ void FleetSync::publish(bans::FleetMessage m) {
     const auto mono = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     if (m.op == bans::FleetMessage::Op::ban && !budget_.try_take(mono)) {
         ++counts_.publish_dropped;
-        if (std::chrono::steady_clock::now() - last_drop_log_ > std::chrono::seconds(10)) {
-            last_drop_log_ = std::chrono::steady_clock::now();
+        if (log_due(last_drop_log_)) {
             spdlog::warn("fleet: more than {} bans/s (burst {}): {} applied here only so far", settings_.publish_per_sec,
                          settings_.publish_burst, counts_.publish_dropped);
         }
@@ -151,8 +159,7 @@ asio::awaitable<void> FleetSync::flush_loop(FleetSync* self, std::shared_ptr<boo
         if (const auto error = reply_error(r)) {
             ++self->counts_.publish_failed;
             const bool refused = std::holds_alternative<redis::RedisReply>(r);  // an answer: retrying will not help
-            if (std::chrono::steady_clock::now() - self->last_drop_log_ > std::chrono::seconds(10)) {
-                self->last_drop_log_ = std::chrono::steady_clock::now();
+            if (log_due(self->last_drop_log_)) {
                 spdlog::warn("fleet: publishing the {} of {} failed ({}){}", ban ? "ban" : "unban", m.prefix.to_string(),
                              *error, refused ? ": dropped (check the Redis user's rights)" : "; retrying");
             }
@@ -228,8 +235,7 @@ void FleetSync::receive(const std::string& payload, bool from_resync) {
     const auto m = bans::decode_fleet_message(payload, &why, key_);
     if (!m) {
         ++counts_.invalid;
-        if (std::chrono::steady_clock::now() - last_budget_log_ > std::chrono::seconds(10)) {
-            last_budget_log_ = std::chrono::steady_clock::now();
+        if (log_due(last_budget_log_)) {
             spdlog::warn("fleet: a message refused ({}); {} so far", why, counts_.invalid);
         }
         return;
@@ -243,8 +249,7 @@ void FleetSync::receive(const std::string& payload, bool from_resync) {
     const auto mono = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     if (!apply_budget_.try_take(mono)) {
         ++counts_.over_budget;
-        if (std::chrono::steady_clock::now() - last_budget_log_ > std::chrono::seconds(10)) {
-            last_budget_log_ = std::chrono::steady_clock::now();
+        if (log_due(last_budget_log_)) {
             spdlog::warn("fleet: peers send more than {} bans/s (burst {}): {} not applied so far", settings_.apply_per_sec,
                          settings_.apply_burst, counts_.over_budget);
         }

@@ -17,6 +17,7 @@
 
 #include "core/ratelimit/redis_script.hpp"
 #include "l7/redis_store.hpp"
+#include "redis/store/store_harness.hpp"
 #include "redis/cluster.hpp"
 #include "support/bpf_env.hpp"
 #include "support/redis_server.hpp"
@@ -67,18 +68,9 @@ protected:
             while (n->cli("CLUSTER SLOTS").find(std::to_string(nodes_[2]->port())) == std::string::npos &&
                    std::chrono::steady_clock::now() < deadline)
                 std::this_thread::sleep_for(50ms);
-        work_.emplace(io_.get_executor());
-        runner_ = std::jthread([this] { io_.run(); });
+        harness_.emplace();
     }
-    void TearDown() override {
-        for (auto& s : stores_)
-            s->stop();
-        work_.reset();
-        io_.stop();
-        if (runner_.joinable())
-            runner_.join();
-        stores_.clear();
-    }
+    void TearDown() override { harness_.reset(); }
 
     l7::RedisStore& store(unsigned seed_node = 0) {
         l7::RedisStoreSettings s;
@@ -90,21 +82,11 @@ protected:
         s.timeout_ns = 1'000'000'000;
         s.connect_timeout_ns = 1'000'000'000;
         s.on_failure = l7::RedisFailure::closed;
-        stores_.push_back(std::make_unique<l7::RedisStore>(io_, s, 1024));
-        auto& st = *stores_.back();
-        st.start();
-        const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (!st.up() && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(20ms);
-        EXPECT_TRUE(st.up()) << "the store never saw the whole cluster up";
-        return st;
+        return harness_->store(s, 10s);  // up: the whole cluster's masters connected
     }
 
-    ratelimit::Decision decide(l7::RedisStore& st, std::vector<Keyed> keyed, std::uint64_t cost = 1) {
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        const auto unix = std::chrono::system_clock::now().time_since_epoch().count();
-        auto f = asio::co_spawn(io_, st.decide(keyed, cost, now, unix), asio::use_future);
-        return f.get();
+    ratelimit::Decision decide(l7::RedisStore& st, const std::vector<Keyed>& keyed, std::uint64_t cost = 1) {
+        return harness_->decide(st, keyed, cost);
     }
 
     // The Redis key (with prefix and tag) of the first limit of `key`, and its slot.
@@ -139,10 +121,7 @@ protected:
     }
 
     std::vector<std::unique_ptr<RedisServer>> nodes_;
-    asio::io_context io_{2};
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-    std::jthread runner_;
-    std::vector<std::unique_ptr<l7::RedisStore>> stores_;
+    std::optional<StoreHarness> harness_;  // before the nodes go: stores stop first
 };
 
 LimitSpec per_minute(std::uint64_t limit) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "l7/redis_store.hpp"
+#include "redis/store/store_harness.hpp"
 #include "support/bpf_env.hpp"
 #include "support/redis_server.hpp"
 
@@ -26,17 +27,9 @@ protected:
     void SetUp() override {
         RLGATE_REQUIRE(RedisServer::available(), "needs redis-server and redis-cli (Debian: redis-server)");
         redis_ = std::make_unique<RedisServer>();
-        work_.emplace(io_.get_executor());
-        runner_ = std::jthread([this] { io_.run(); });
+        harness_.emplace();
     }
-    void TearDown() override {
-        for (auto& s : stores_)
-            s->stop();
-        work_.reset();
-        io_.stop();
-        runner_.join();
-        stores_.clear();
-    }
+    void TearDown() override { harness_.reset(); }
     l7::RedisStore& store(unsigned lease_size) {
         l7::RedisStoreSettings s;
         s.port = redis_->port();
@@ -45,25 +38,12 @@ protected:
         s.on_failure = l7::RedisFailure::closed;
         s.lease_size = lease_size;
         s.lease_ttl_ns = 5'000'000'000;
-        stores_.push_back(std::make_unique<l7::RedisStore>(io_, s, 1024));
-        auto& st = *stores_.back();
-        st.start();
-        const auto deadline = std::chrono::steady_clock::now() + 5s;
-        while (!st.up() && std::chrono::steady_clock::now() < deadline)
-            std::this_thread::sleep_for(10ms);
-        EXPECT_TRUE(st.up());
-        return st;
+        return harness_->store(s, 5s);
     }
-    ratelimit::Decision decide(l7::RedisStore& st, const std::vector<Keyed>& keyed) {
-        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-        return asio::co_spawn(io_, st.decide(keyed, 1, now, now), asio::use_future).get();
-    }
+    ratelimit::Decision decide(l7::RedisStore& st, const std::vector<Keyed>& keyed) { return harness_->decide(st, keyed); }
 
     std::unique_ptr<RedisServer> redis_;
-    asio::io_context io_{2};
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-    std::jthread runner_;
-    std::vector<std::unique_ptr<l7::RedisStore>> stores_;
+    std::optional<StoreHarness> harness_;
 };
 
 TEST_F(RedisLeaseTest, TwoHostsLeasingNeverAdmitPastTheLimitAndSpareRedis) {
