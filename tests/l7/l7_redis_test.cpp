@@ -289,7 +289,7 @@ TEST_F(RedisL7AuthTest, AclUserWithPasswordOrPasswordFileDecidesInRedis) {
     RedisServer redis;
     // The least rlgate-l7 needs: EVALSHA, SCRIPT LOAD, the commands its script
     // calls, and the keys under its prefix.
-    ASSERT_EQ(redis.cli("ACL SETUSER rl on '>pw of rl' '~t:*' +evalsha '+script|load' +time +get +set +zadd +zrange "
+    ASSERT_EQ(redis.cli("ACL SETUSER rl on '>pw of rl' '~t:*' +evalsha '+script|load' +time +mget +set +zadd +zrange "
                         "+zcount +zremrangebyscore +pexpire"),
               "OK\n");
     L7Process given("acl-password"), from_file("acl-file"), wrong("acl-wrong");

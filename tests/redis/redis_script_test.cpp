@@ -82,7 +82,9 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     const std::array keyed = {KeyedLimits{"free|k:abc", a}, KeyedLimits{"global", b}};
     const Call call = build_call(keyed, 3, "rl:", 0);
     ASSERT_EQ(call.keys.size(), 3U);
-    ASSERT_EQ(call.args.size(), 2 + 3 * kArgsPerLimit);
+    ASSERT_EQ(call.header.size(), kArgsPerDecision);
+    ASSERT_EQ(call.limits.size(), 3U);
+    EXPECT_EQ(call.positions, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 0}, {0, 1}, {1, 0}}));
     const std::string tag = call.keys[0].substr(0, call.keys[0].find('}') + 1);
     EXPECT_TRUE(tag.starts_with("rl:{")) << tag;
     EXPECT_EQ(tag.size(), 4 + 16 + 1U);
@@ -95,11 +97,10 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
         EXPECT_EQ(k.find("k:abc"), std::string::npos) << "the API key itself never reaches Redis";
     EXPECT_EQ(key_digest("free|k:abc").size(), 32U);
     EXPECT_NE(key_digest("free|k:abc"), key_digest("free|k:abd"));
-    // ARGV: cost, calendar clock, then per limit code, limit, period, capacity, window, group, index.
-    EXPECT_EQ(call.args[0], "3");
-    EXPECT_EQ(call.args[1], "0");
-    const std::vector<std::string> third(call.args.begin() + 2 + 2 * kArgsPerLimit, call.args.end());
-    EXPECT_EQ(third, (std::vector<std::string>{"1", "5", "1000000000", "5", "0", "0", "1", "0"}));
+    // Header: limits, cost, calendar clock, dry; per limit: code, limit, period, capacity, window.
+    EXPECT_EQ(call.header, (std::vector<std::string>{"3", "3", "0", "0"}));
+    EXPECT_EQ(build_call(keyed, 3, "rl:", 0, Tagging::first_key, true).header[3], "1");
+    EXPECT_EQ(call.limits[2], (LimitArgs{"1", "5", "1000000000", "5", "0", "0"}));
 
     // Each key its own tag: the "global" key then is the same in every decision.
     const Call per_key = build_call(keyed, 1, "rl:", 0, Tagging::per_key);
@@ -107,6 +108,30 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     const std::array global_only = {KeyedLimits{"global", b}};
     EXPECT_EQ(per_key.keys[2], build_call(global_only, 1, "rl:", 0).keys[0]);
     EXPECT_NE(per_key.keys[2], call.keys[2]);
+}
+
+TEST(RedisCodec, ABatchSendsEachDistinctLimitOnceAndDecisionsByNumber) {
+    const std::vector<LimitSpec> a = {spec(Algorithm::gcra, 10, 60 * kSec), spec(Algorithm::fixed_window, 5, kSec)};
+    const std::vector<LimitSpec> b = {spec(Algorithm::token_bucket, 5, kSec)};
+    const std::array first = {KeyedLimits{"x", a}};
+    const std::array second = {KeyedLimits{"y", b}};
+    const std::array calls = {build_call(first, 1, "p:", 0), build_call(second, 2, "p:", 0), build_call(first, 1, "p:", 0)};
+    const auto cmd = evalsha_command("0123abcd", calls);
+    std::vector<std::string> expected = {"EVALSHA", "0123abcd", "5"};
+    for (const auto& c : calls)
+        expected.insert(expected.end(), c.keys.begin(), c.keys.end());
+    expected.emplace_back("3");  // distinct limits: the third decision's are the first's
+    for (const auto* limits : {&calls[0].limits, &calls[1].limits})
+        for (const auto& l : *limits)
+            expected.insert(expected.end(), l.begin(), l.end());
+    expected.emplace_back("3");  // decisions
+    for (const auto& [c, refs] : {std::pair{&calls[0], std::vector<std::string>{"1", "2"}},
+                                  std::pair{&calls[1], std::vector<std::string>{"3"}},
+                                  std::pair{&calls[2], std::vector<std::string>{"1", "2"}}}) {
+        expected.insert(expected.end(), c->header.begin(), c->header.end());
+        expected.insert(expected.end(), refs.begin(), refs.end());
+    }
+    EXPECT_EQ(cmd, expected);
 }
 
 TEST(RedisCodec, AChangedLimitGetsAFreshKeyAndAnEquivalentOneTheSame) {
@@ -136,10 +161,10 @@ TEST(RedisCodec, CalendarWindowsComeFromTheCallersClockAndZone) {
     const std::vector<LimitSpec> v = {calendar_spec(Calendar::minute, 7), calendar_spec(Calendar::day, 9, berlin)};
     const std::array keyed = {KeyedLimits{"k", v}};
     const Call call = build_call(keyed, 1, "", t);
-    EXPECT_EQ(call.args[1], std::to_string(t));
+    EXPECT_EQ(call.header[2], std::to_string(t));
     for (std::size_t i = 0; i < v.size(); ++i) {
         const Window w = calendar_window(v[i].calendar, t, v[i].zone.get());
-        const auto* a = &call.args[2 + i * kArgsPerLimit];
+        const auto& a = call.limits[i];
         EXPECT_EQ(a[0], "6");
         EXPECT_EQ(a[4], std::to_string(w.start));
         EXPECT_EQ(a[5], std::to_string(w.end));
@@ -149,10 +174,21 @@ TEST(RedisCodec, CalendarWindowsComeFromTheCallersClockAndZone) {
 }
 
 TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
-    const std::vector<long long> ok = {0, 3, 1, 1, 10, 0, 5 * kSec, 2 * kSec, 1'700'000'000, 123'456};
+    // Two keys of two limits each: the limit at 3 is the second of the second key.
+    const std::vector<LimitSpec> two = {spec(Algorithm::gcra, 10, kSec), spec(Algorithm::gcra, 20, kSec)};
+    const std::array keyed = {KeyedLimits{"a", two}, KeyedLimits{"b", two}};
+    const Call call = build_call(keyed, 1, "p:", 0);
+    const std::vector<double> ok = {0, 3, 10, 0, 5 * kSec, 2 * kSec, 1'700'000'000, 123'456};
+    auto packed = [](const std::vector<double>& values) {  // what the script's struct.pack('<dddddddd', ...) makes
+        std::string out;
+        for (const double v : values)
+            for (std::size_t b = 0; b < sizeof(double); ++b)
+                out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(v) >> (8 * b)) & 0xff));
+        return out;
+    };
     std::string error;
     std::int64_t server = 0;
-    const auto d = decode_reply(ok, &error, &server);
+    const auto d = decode_reply(call, packed(ok), &error, &server);
     ASSERT_TRUE(d) << error;
     EXPECT_FALSE(d->allowed);
     EXPECT_FALSE(d->tightest.allowed);
@@ -164,18 +200,18 @@ TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
     EXPECT_EQ(d->tightest.retry_after_ns, 2 * kSec);
     EXPECT_EQ(server, 1'700'000'000LL * kSec + 123'456'000LL);
 
-    auto with = [&](std::size_t i, long long v) {
+    auto with = [&](std::size_t i, double v) {
         auto r = ok;
         r[i] = v;
-        return r;
+        return packed(r);
     };
-    auto never = with(6, 9'200'000'000'000'000'000LL);
-    ASSERT_TRUE(decode_reply(never, nullptr));
-    EXPECT_EQ(decode_reply(never, nullptr)->tightest.reset_ns, std::numeric_limits<std::int64_t>::max());
-    for (const auto& bad : {std::vector<long long>{}, std::vector<long long>(ok.begin(), ok.end() - 1), with(0, 2),
-                            with(5, -1), with(7, -5), with(9, 1'000'000)}) {
+    auto never = with(4, 9.2e18);
+    ASSERT_TRUE(decode_reply(call, never, nullptr));
+    EXPECT_EQ(decode_reply(call, never, nullptr)->tightest.reset_ns, std::numeric_limits<std::int64_t>::max());
+    for (const auto& bad : {std::string(), packed(ok).substr(8), with(0, 2), with(1, 4), with(3, -1), with(5, -5),
+                            with(7, 1'000'000), with(2, 0.5), with(3, 1e19), with(4, std::nan(""))}) {
         error.clear();
-        EXPECT_FALSE(decode_reply(bad, &error));
+        EXPECT_FALSE(decode_reply(call, bad, &error));
         EXPECT_FALSE(error.empty());
     }
     EXPECT_EQ(script_sha1().size(), 40U);
@@ -398,26 +434,32 @@ protected:
     // One decision by EVALSHA on `c` (default: the fixture's connection).
     static Outcome decide_on(redisContext* c, std::span<const KeyedLimits> keyed, std::uint64_t cost,
                              std::int64_t calendar_ns = 0, Tagging tagging = Tagging::first_key, bool dry_run = false) {
-        const Call call = build_call(keyed, cost, "t:", calendar_ns, tagging, dry_run);
-        std::vector<std::string> args = {"EVALSHA", script_sha1(), std::to_string(call.keys.size())};
-        args.insert(args.end(), call.keys.begin(), call.keys.end());
-        args.insert(args.end(), call.args.begin(), call.args.end());
-        const Reply r = command(c, args);
+        const std::array call = {build_call(keyed, cost, "t:", calendar_ns, tagging, dry_run)};
+        return batch_on(c, call).at(0);
+    }
+    // Several decisions in one EVALSHA; a decision the script refused throws.
+    static std::vector<Outcome> batch_on(redisContext* c, std::span<const Call> calls) {
+        const Reply r = command(c, evalsha_command(script_sha1(), calls));
         if (r->type != REDIS_REPLY_ARRAY)
             throw std::runtime_error("EVALSHA: " + std::string(r->str ? r->str : "not an array"));
-        std::vector<long long> values;
-        for (std::size_t i = 0; i < r->elements; ++i) {
-            if (r->element[i]->type != REDIS_REPLY_INTEGER)
-                throw std::runtime_error("EVALSHA: a reply element is not an integer");
-            values.push_back(r->element[i]->integer);
+        if (r->elements != calls.size())
+            throw std::runtime_error("EVALSHA: " + std::to_string(r->elements) + " replies for " +
+                                     std::to_string(calls.size()) + " decisions");
+        std::vector<Outcome> out;
+        for (std::size_t d = 0; d < r->elements; ++d) {
+            const redisReply* e = r->element[d];
+            if (e->type != REDIS_REPLY_STRING)
+                throw std::runtime_error("EVALSHA decision " + std::to_string(d) + ": " +
+                                         std::string(e->str ? e->str : "not a string"));
+            Outcome o;
+            std::string error;
+            auto dec = decode_reply(calls[d], std::string_view(e->str, e->len), &error, &o.server_ns);
+            if (!dec)
+                throw std::runtime_error(error);
+            o.decision = *dec;
+            out.push_back(o);
         }
-        Outcome o;
-        std::string error;
-        auto d = decode_reply(values, &error, &o.server_ns);
-        if (!d)
-            throw std::runtime_error(error);
-        o.decision = *d;
-        return o;
+        return out;
     }
     Outcome decide(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::int64_t calendar_ns = 0) {
         return decide_on(conn_.get(), keyed, cost, calendar_ns);
@@ -465,6 +507,42 @@ TEST_F(RedisScript, ScriptLoadGivesOurShaAndBadArgumentsAreAnError) {
     const std::vector<LimitSpec> none;
     const std::array empty = {KeyedLimits{"k", none}};
     EXPECT_TRUE(decide(empty, 1).decision.allowed);  // nothing to check: admitted, like MemoryStore
+}
+
+// In a batch, a dry decision charges nothing and a decision with a bad
+// argument gets an error of its own; the others are decided as usual. A
+// batch whose layout does not add up is refused whole, before any write.
+TEST_F(RedisScript, ABatchAnswersEachDecisionOnItsOwn) {
+    const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 5, 10 * kSec)};
+    const std::array keyed = {KeyedLimits{"k", specs}};
+    Call bad = build_call(keyed, 1, "t:", 0);
+    bad.header.at(1) = "-1";  // its cost
+    const std::vector<Call> calls = {build_call(keyed, 1, "t:", 0, Tagging::first_key, true), build_call(keyed, 1, "t:", 0),
+                                     bad, build_call(keyed, 1, "t:", 0)};
+    const Reply r = command(conn_.get(), evalsha_command(script_sha1(), calls));
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(r->elements, 4U);
+    auto remaining = [&](std::size_t i) -> long long {
+        const redisReply* e = r->element[i];
+        EXPECT_EQ(e->type, REDIS_REPLY_STRING) << i;
+        const auto d = e->type == REDIS_REPLY_STRING ? decode_reply(calls[i], std::string_view(e->str, e->len), nullptr)
+                                                     : std::nullopt;
+        return d ? static_cast<long long>(d->tightest.remaining) : -1;
+    };
+    EXPECT_EQ(remaining(0), 4);  // judged as if charged, and not charged:
+    EXPECT_EQ(remaining(1), 4);
+    ASSERT_EQ(r->element[2]->type, REDIS_REPLY_ERROR);
+    EXPECT_NE(std::string(r->element[2]->str).find("bad cost"), std::string::npos) << r->element[2]->str;
+    EXPECT_EQ(remaining(3), 3);
+
+    // One key more than the decisions name: refused whole, nothing charged.
+    auto args = evalsha_command(script_sha1(), std::span(calls.data(), 2));
+    args.at(2) = "3";
+    args.insert(args.begin() + 3, "t:extra");
+    const Reply whole = command(conn_.get(), args);
+    ASSERT_EQ(whole->type, REDIS_REPLY_ERROR);
+    EXPECT_NE(std::string(whole->str).find("rlgate"), std::string::npos) << whole->str;
+    EXPECT_EQ(decide(keyed, 1).decision.tightest.remaining, 2U);
 }
 
 class RedisEveryAlgorithm : public RedisScript, public ::testing::WithParamInterface<Algorithm> {};
@@ -604,6 +682,49 @@ TEST_P(RedisEveryAlgorithm, AKeyTwiceInOneDecisionIsChargedTwice) {
     EXPECT_EQ(allowed, (std::vector<bool>{true, true, true, false}));
 }
 
+// Concurrent requests in one EVALSHA: each decided as if alone, in order, at
+// the batch's one instant (MemoryStore fed the same sequence agrees to the ns),
+// and each charged key written once with its TTL.
+TEST_P(RedisEveryAlgorithm, ABatchDecidesAsItsDecisionsOneAfterTheOther) {
+    const auto a = GetParam();
+    const std::vector<LimitSpec> roomy = {spec(a, 5, 10 * kSec)};
+    const std::vector<LimitSpec> tight = {spec(a, 3, 10 * kSec), spec(Algorithm::gcra, 4, 10 * kSec)};
+    const std::array only_a = {KeyedLimits{"A", roomy}};
+    const std::array only_b = {KeyedLimits{"B", tight}};
+    const std::array both = {KeyedLimits{"A", roomy}, KeyedLimits{"B", tight}};
+    if (is_window(a))
+        avoid_window_end(10 * kSec, 1 * kSec);
+    struct Step {
+        std::span<const KeyedLimits> keyed;
+        std::uint64_t cost;
+    };
+    const std::vector<Step> steps = {{only_a, 1}, {only_a, 1}, {both, 1}, {only_b, 1}, {only_a, 2},
+                                     {both, 1},   {only_b, 1}, {only_a, 1}, {only_a, 9}, {both, 1}};
+    std::vector<Call> calls;
+    for (const auto& st : steps)
+        calls.push_back(build_call(st.keyed, st.cost, "t:", 0, Tagging::per_key));
+    const auto outcomes = batch_on(conn_.get(), calls);
+    ASSERT_EQ(outcomes.size(), steps.size());
+    MemoryStore memory(64, 1, 1);
+    int allowed = 0;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        EXPECT_EQ(outcomes[i].server_ns, outcomes[0].server_ns) << "one clock reading per batch";
+        expect_same(outcomes[i].decision, memory.decide_keys(steps[i].keyed, outcomes[i].server_ns, steps[i].cost),
+                    "batch step " + std::to_string(i));
+        allowed += outcomes[i].decision.allowed;
+    }
+    EXPECT_GT(allowed, 3);
+    EXPECT_LT(allowed, static_cast<int>(steps.size()));
+    for (const auto& key : build_call(both, 1, "t:", 0, Tagging::per_key).keys) {
+        const long long ttl = integer(conn_.get(), {"PTTL", key});
+        EXPECT_GT(ttl, 0) << key;
+        EXPECT_LE(ttl, 2 * 10 * 1000 + kTtlMarginMs + 1000) << key;  // a sliding window: 2 periods; whole seconds
+    }
+    // The next call carries on from what the batch charged.
+    const auto after = decide_on(conn_.get(), only_a, 1, 0, Tagging::per_key);
+    expect_same(after.decision, memory.decide_keys(only_a, after.server_ns, 1), "after the batch");
+}
+
 TEST_P(RedisEveryAlgorithm, ARefusedDecisionChargesNoKey) {
     const auto a = GetParam();
     const std::vector<LimitSpec> roomy = {spec(a, 10, 10 * kSec)};
@@ -710,7 +831,12 @@ TEST_F(RedisScript, EveryWrittenKeyHasATtlAndVanishesAfterIt) {
     const std::vector<std::int64_t> fresh_in = {80 * kMs, 80 * kMs, 200 * kMs, window + 2 * length - now, window + length - now};
     std::vector<std::int64_t> bounds;
     for (std::size_t i = 0; i < names.size(); ++i) {
-        const std::int64_t bound = (fresh_in[i] + kMs - 1) / kMs + kTtlMarginMs;
+        // A sliding log lives kTtlMarginMs past fresh (in ms); a string state until the first
+        // whole second at least kTtlMarginMs past fresh: the bound is ms from the decision.
+        const std::int64_t bound = kAlgorithms[i] == Algorithm::sliding_log
+                                       ? (fresh_in[i] + kMs - 1) / kMs + kTtlMarginMs
+                                       : ((now + fresh_in[i]) / kSec + 2) * 1000 - now / kMs;
+        EXPECT_GE(bound, fresh_in[i] / kMs + kTtlMarginMs) << names[i];
         const long long pttl = integer(conn_.get(), {"PTTL", names[i]});
         const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
         EXPECT_GT(pttl, 0) << names[i];
@@ -737,6 +863,26 @@ TEST_F(RedisScript, EveryWrittenKeyHasATtlAndVanishesAfterIt) {
     const auto again = decide(std::span(keyed.data(), 4), 1);  // MemoryStore takes 4 keys at most
     expect_same(again.decision, memory.decide_keys(std::span(keyed.data(), 4), again.server_ns, 1), "after expiry");
     EXPECT_EQ(again.decision.tightest.remaining, 4U);
+}
+
+// A charge that leaves the key's expiry where it was (the same whole second)
+// keeps its TTL instead of setting it again: the TTL only runs down.
+TEST_F(RedisScript, AChargeWithinTheExpirysSecondKeepsTheTtl) {
+    const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 1'000'000, 60 * kSec)};  // fresh 60 µs after a charge
+    const std::array keyed = {KeyedLimits{"kept", specs}};
+    const std::int64_t now = server_now();
+    if (now % kSec > 700 * kMs)  // two charges 50 ms apart within one second of the server's clock
+        std::this_thread::sleep_for(std::chrono::nanoseconds(kSec - now % kSec + 10 * kMs));
+    ASSERT_TRUE(decide(keyed, 1).decision.allowed);
+    const auto name = keys_of(keyed)[0];
+    const long long first = integer(conn_.get(), {"PTTL", name});
+    std::this_thread::sleep_for(50ms);
+    const auto o = decide(keyed, 1);
+    ASSERT_TRUE(o.decision.allowed);
+    const long long later = integer(conn_.get(), {"PTTL", name});
+    EXPECT_GT(later, 0);
+    EXPECT_LE(later, first - 45) << "the TTL was set again";
+    EXPECT_GE(later, kTtlMarginMs - 1);
 }
 
 TEST_F(RedisScript, ARefusedDecisionTouchesNoTtl) {
@@ -770,7 +916,7 @@ TEST_F(RedisScript, CalendarWindowsCountPerWindowStart) {
     const long long pttl = integer(conn_.get(), {"PTTL", name});
     const std::int64_t bound = std::max(w1.end - full.server_ns, w1.end - t1);
     EXPECT_GT(pttl, 0);
-    EXPECT_LE(pttl, (bound + kMs - 1) / kMs + kTtlMarginMs + 1);
+    EXPECT_LE(pttl, (bound + kMs - 1) / kMs + kTtlMarginMs + 1000);  // up to the next whole second
 
     // Another window start: a fresh count.
     const std::int64_t t2 = t1 + 60 * kSec;

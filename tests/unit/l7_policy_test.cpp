@@ -147,6 +147,11 @@ TEST(L7Config, RedisStoreSettingsAreCheckedFieldByField) {
               "store.redis.seeds[0]");
     EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"lease_size", 10001}}}})), "store.redis.lease_size");
     EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"lease_ttl", "5ms"}}}})), "store.redis.lease_ttl");
+    // Batching of concurrent decisions: on by default, 1 turns it off.
+    EXPECT_EQ(cl.redis->batch, 32U);
+    EXPECT_EQ(parse(with_store({{"type", "redis"}, {"redis", {{"batch", 1}}}})).redis->batch, 1U);
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"batch", 0}}}})), "store.redis.batch");
+    EXPECT_EQ(error_field(with_store({{"type", "redis"}, {"redis", {{"batch", 257}}}})), "store.redis.batch");
 }
 
 TEST(L7Config, ATierNamesWhereToGetAHigherTier) {

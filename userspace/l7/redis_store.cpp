@@ -6,6 +6,11 @@
 #include <limits>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "core/ratelimit/redis_script.hpp"
 
 namespace rlgate::l7 {
@@ -33,24 +38,13 @@ RedisOptions client_options(const RedisStoreSettings& s) {
                         .connections = s.connections};
 }
 
-// Flattens an array reply of integers; nullopt if it is anything else.
-std::optional<std::vector<long long>> integers(const RedisReply& r) {
-    if (r.type != RedisReply::Type::array)
-        return std::nullopt;
-    std::vector<long long> out;
-    out.reserve(r.elements.size());
-    for (const auto& e : r.elements) {
-        if (e.type != RedisReply::Type::integer)
-            return std::nullopt;
-        out.push_back(e.integer);
-    }
-    return out;
-}
-
 }  // namespace
 
 RedisStore::RedisStore(boost::asio::io_context& io, const RedisStoreSettings& settings, std::size_t local_max_keys)
-    : settings_(settings), sha_(ratelimit::redis::script_sha1()), local_(local_max_keys) {
+    : settings_(settings),
+      sha_(ratelimit::redis::script_sha1()),
+      local_(local_max_keys),
+      batch_strand_(boost::asio::make_strand(io)) {
     if (settings_.cluster)
         cluster_ = std::make_shared<redis::RedisCluster>(io, client_options(settings_), settings_.seeds);
     else
@@ -82,20 +76,9 @@ boost::asio::awaitable<RedisResult> RedisStore::call(std::uint16_t slot, std::ve
     co_return r;
 }
 
-boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::run_script(std::span<const Keyed> keyed,
-                                                                                  std::uint64_t cost,
-                                                                                  std::int64_t unix_ns, bool dry_run,
-                                                                                  std::uint16_t slot) {
-    // Each key in a slot of its own: a "global" key is one count for every caller.
-    const auto script = ratelimit::redis::build_call(keyed, cost, settings_.prefix, unix_ns,
-                                                     ratelimit::redis::Tagging::per_key, dry_run);
-    std::vector<std::string> args;
-    args.reserve(3 + script.keys.size() + script.args.size());
-    args.emplace_back("EVALSHA");
-    args.push_back(sha_);
-    args.push_back(std::to_string(script.keys.size()));
-    args.insert(args.end(), script.keys.begin(), script.keys.end());
-    args.insert(args.end(), script.args.begin(), script.args.end());
+boost::asio::awaitable<std::vector<std::optional<ratelimit::Decision>>> RedisStore::run_calls(
+    std::uint16_t slot, std::span<const ratelimit::redis::Call> decisions) {
+    const auto args = ratelimit::redis::evalsha_command(sha_, decisions);
     RedisResult result = co_await call(slot, args);
     if (auto* reply = std::get_if<RedisReply>(&result); reply && reply->is_error() && reply->text.starts_with("NOSCRIPT")) {
         // A restarted or flushed Redis (or a Cluster node never used) has no script: load it, then once more.
@@ -111,14 +94,78 @@ boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::run_scrip
         else
             result = loaded;
     }
-    std::optional<ratelimit::Decision> d;
-    if (auto* reply = std::get_if<RedisReply>(&result); reply && !reply->is_error()) {
-        const auto values = integers(*reply);
-        std::string error;
-        if (values)
-            d = ratelimit::redis::decode_reply(*values, &error);
+    // One element per decision: its integers, or an error for that decision alone.
+    std::vector<std::optional<ratelimit::Decision>> out(decisions.size());
+    const auto* reply = std::get_if<RedisReply>(&result);
+    if (reply && reply->type == RedisReply::Type::array && reply->elements.size() == decisions.size()) {
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            if (reply->elements[i].type == RedisReply::Type::string)
+                out[i] = ratelimit::redis::decode_reply(decisions[i], reply->elements[i].text, nullptr);
+        }
     }
-    co_return d;
+    co_return out;
+}
+
+boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::run_script(std::span<const Keyed> keyed,
+                                                                                  std::uint64_t cost,
+                                                                                  std::int64_t unix_ns, bool dry_run,
+                                                                                  std::uint16_t slot) {
+    // Each key in a slot of its own: a "global" key is one count for every caller.
+    auto part = ratelimit::redis::build_call(keyed, cost, settings_.prefix, unix_ns,
+                                             ratelimit::redis::Tagging::per_key, dry_run);
+    if (!cluster_ && settings_.batch > 1) {
+        auto waiting = std::make_shared<Waiting>(batch_strand_, std::move(part));
+        auto d = co_await boost::asio::co_spawn(batch_strand_, enqueue(waiting), boost::asio::use_awaitable);
+        co_return d;
+    }
+    const std::array one = {std::move(part)};
+    auto decided = co_await run_calls(slot, one);
+    co_return decided.front();
+}
+
+boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::enqueue(std::shared_ptr<Waiting> waiting) {
+    queue_.push_back(waiting);
+    if (batches_in_flight_ < max_batches_in_flight())
+        boost::asio::co_spawn(batch_strand_, flush(), boost::asio::detached);
+    // No later than a call of its own would answer: a request never waits on a queue past the timeout.
+    waiting->timer.expires_after(std::chrono::nanoseconds(settings_.timeout_ns));
+    [[maybe_unused]] auto [ec] = co_await waiting->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (!waiting->done)
+        waiting->abandoned = true;  // flush() skips it if it is still queued
+    co_return waiting->decision;
+}
+
+boost::asio::awaitable<void> RedisStore::flush() {
+    while (batches_in_flight_ < max_batches_in_flight() && !queue_.empty()) {
+        std::vector<std::shared_ptr<Waiting>> batch;
+        while (!queue_.empty() && batch.size() < settings_.batch) {
+            auto w = std::move(queue_.front());
+            queue_.pop_front();
+            if (!w->abandoned)
+                batch.push_back(std::move(w));
+        }
+        if (batch.empty())
+            continue;
+        std::vector<ratelimit::redis::Call> parts;
+        parts.reserve(batch.size());
+        for (auto& w : batch)
+            parts.push_back(std::move(w->part));
+        ++batches_in_flight_;
+        std::vector<std::optional<ratelimit::Decision>> decided;
+        try {
+            decided = co_await run_calls(0, parts);
+        } catch (const std::exception&) {
+            decided.assign(batch.size(), std::nullopt);  // no decision: each request falls back
+        }
+        --batches_in_flight_;
+        ++batches_;
+        batched_decisions_ += batch.size();
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            batch[i]->decision = decided.at(i);
+            batch[i]->done = true;
+            batch[i]->timer.cancel();
+        }
+    }
 }
 
 boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::across_slots(std::span<const Keyed> keyed,
@@ -364,6 +411,8 @@ RedisStore::Stats RedisStore::stats() const {
             .closed = by_closed_.load(),
             .leases = leases_granted_.load(),
             .noscript = noscript_.load(),
+            .batches = batches_.load(),
+            .batched = batched_decisions_.load(),
             .client = cluster_ ? cluster_->stats().calls : single_->stats(),
             .moved = cluster_ ? cluster_->stats().moved : 0,
             .ask = cluster_ ? cluster_->stats().ask : 0};

@@ -15,7 +15,9 @@
 // (N-1) x cost fewer per host and lease_ttl than its limit.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -26,9 +28,12 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include "core/l7/l7_config.hpp"
 #include "core/ratelimit/memory_store.hpp"
+#include "core/ratelimit/redis_script.hpp"
 #include "redis/client.hpp"
 #include "redis/cluster.hpp"
 
@@ -55,6 +60,7 @@ public:
         std::uint64_t redis = 0, cache = 0, lease = 0, local = 0, open = 0, closed = 0;  // decisions by source
         std::uint64_t leases = 0;  // leases granted by Redis
         std::uint64_t noscript = 0;
+        std::uint64_t batches = 0, batched = 0;  // batched EVALSHA calls and the decisions they carried
         redis::RedisClient::Stats client;  // summed over a cluster's masters
         std::uint64_t moved = 0, ask = 0;  // Cluster redirections followed
     };
@@ -67,7 +73,25 @@ private:
     boost::asio::awaitable<std::optional<ratelimit::Decision>> run_script(std::span<const Keyed> keyed,
                                                                            std::uint64_t cost, std::int64_t unix_ns,
                                                                            bool dry_run, std::uint16_t slot);
+    // The decisions in one EVALSHA on the node of `slot`; one answer (or none) per decision.
+    boost::asio::awaitable<std::vector<std::optional<ratelimit::Decision>>> run_calls(
+        std::uint16_t slot, std::span<const ratelimit::redis::Call> decisions);
     boost::asio::awaitable<redis::RedisResult> call(std::uint16_t slot, std::vector<std::string> args);
+
+    // Batching (standalone Redis): a decision waits in queue_ while every
+    // connection has a batch in flight; flush() sends what waits, up to
+    // settings_.batch at a time. All of it on batch_strand_.
+    struct Waiting {
+        Waiting(boost::asio::strand<boost::asio::io_context::executor_type>& strand, ratelimit::redis::Call p)
+            : part(std::move(p)), timer(strand) {}
+        ratelimit::redis::Call part;
+        boost::asio::steady_timer timer;  // cancelled when decided
+        std::optional<ratelimit::Decision> decision;
+        bool done = false, abandoned = false;
+    };
+    boost::asio::awaitable<std::optional<ratelimit::Decision>> enqueue(std::shared_ptr<Waiting> waiting);
+    boost::asio::awaitable<void> flush();
+    [[nodiscard]] unsigned max_batches_in_flight() const { return std::max(1U, settings_.connections); }
     // Cluster: the decision judged in each slot of its keys, then charged in each.
     boost::asio::awaitable<std::optional<ratelimit::Decision>> across_slots(std::span<const Keyed> keyed,
                                                                              std::uint64_t cost, std::int64_t unix_ns);
@@ -104,6 +128,10 @@ private:
     std::mutex cache_mu_;
     std::unordered_map<std::string, Refusal> cache_;  // key -> refused until (limiter clock)
 
+    boost::asio::strand<boost::asio::io_context::executor_type> batch_strand_;
+    std::deque<std::shared_ptr<Waiting>> queue_;
+    unsigned batches_in_flight_ = 0;
+    std::atomic<std::uint64_t> batches_{0}, batched_decisions_{0};
     std::atomic<std::uint64_t> by_lease_{0}, leases_granted_{0};
     std::atomic<std::uint64_t> by_redis_{0}, by_cache_{0}, by_local_{0}, by_open_{0}, by_closed_{0}, noscript_{0};
 };

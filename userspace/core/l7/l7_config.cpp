@@ -185,7 +185,7 @@ std::vector<net::Cidr> Parser::parse_cidrs(const Json& v, const std::string& pat
 
 RedisStoreSettings Parser::parse_redis(const Json& v, const std::string& path) const {
     std::vector<std::string_view> known(config::kRedisSettingsFields.begin(), config::kRedisSettingsFields.end());
-    known.insert(known.end(), {"on_failure", "fleet_size", "lease_size", "lease_ttl"});
+    known.insert(known.end(), {"on_failure", "fleet_size", "lease_size", "lease_ttl", "batch"});
     expect_object(v, path, known);
     RedisStoreSettings r;
     static_cast<config::RedisSettings&>(r) = config::parse_redis_settings(*this, v, path);
@@ -204,6 +204,8 @@ RedisStoreSettings Parser::parse_redis(const Json& v, const std::string& path) c
     }
     if (v.contains("fleet_size"))
         r.fleet_size = static_cast<unsigned>(get_uint_in(v["fleet_size"], join(path, "fleet_size"), 1, 10'000));
+    if (v.contains("batch"))
+        r.batch = static_cast<unsigned>(get_uint_in(v["batch"], join(path, "batch"), 1, 256));
     if (v.contains("lease_size"))
         r.lease_size = static_cast<unsigned>(get_uint_in(v["lease_size"], join(path, "lease_size"), 0, 10'000));
     if (v.contains("lease_ttl")) {

@@ -121,6 +121,10 @@ struct RedisStoreSettings : config::RedisSettings {
     // Token leasing for hot decisions: `lease_size` decisions charged to Redis in one call
     // and handed out here until used or `lease_ttl` passes (0/1: off).
     unsigned lease_size = 0;
+    // At most this many concurrent decisions in one EVALSHA (1: one each). A
+    // batch goes out as soon as a connection has none in flight, so batches
+    // only grow while Redis is busy: a quiet host waits no longer.
+    unsigned batch = 32;
     std::int64_t lease_ttl_ns = 1'000'000'000;
 };
 

@@ -5,8 +5,11 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <array>
 #include <limits>
+#include <unordered_map>
 
 namespace rlgate::ratelimit::redis {
 namespace {
@@ -26,403 +29,464 @@ namespace {
 // tables per call, matched every number with string.match, formatted the
 // state with string.format and evaluated every limit twice), numbers coerced
 // by arithmetic (`s + 0`: one strtod, tonumber does two), states packed with
-// struct. What is left for one GCRA limit is mostly Redis's own: the EVALSHA
-// with its 10 arguments, TIME, GET, SET and the 10-integer reply.
-constexpr std::string_view kScript = R"LUA(-- rlgate decide v2: see userspace/core/ratelimit/redis_script.hpp
--- Written for speed (Lua 5.1 runs every line of this per call): no closure or
--- table is made on the common path but the reply, every limit's arithmetic is
--- inline in one loop (pass 1 judges, pass 2 charges; one limit: both at once),
--- C calls are few (each costs about as much as 8 VM instructions), and states
--- are packed doubles (struct), cheaper to read and write than decimal text.
-local n = #KEYS
-local dry = #ARGV == 3 + 8 * n and ARGV[#ARGV] == 'dry'  -- judge only, write nothing
-if #ARGV ~= 2 + 8 * n and not dry then
-  return redis.error_reply('ERR rlgate: expected ' .. (2 + 8 * n) .. ' arguments, got ' .. #ARGV)
-end
+// struct. What was left for one GCRA limit was mostly Redis's own: the EVALSHA
+// with its 10 arguments, TIME, GET, SET and the 10-integer reply; v3 pays the
+// EVALSHA, TIME and one MGET once per batch of decisions, leaving about one
+// SET and the arithmetic per decision.
+constexpr std::string_view kScript = R"LUA(-- rlgate decide v3: see userspace/core/ratelimit/redis_script.hpp
+-- Several decisions per call (a batch), each with its own limits, cost and
+-- dry flag, all on one reading of the server's clock: Redis pays the EVALSHA,
+-- TIME and the reads (one MGET) once per batch, each distinct limit is parsed
+-- once, and each key's state is written once (SET ... PX) at the end,
+-- whatever the number of decisions that charged it. Written for speed (Lua
+-- 5.1 runs every line of this per call): no closure or table is made per
+-- limit, every limit's arithmetic is inline in one loop (pass 1 judges, pass
+-- 2 charges; one limit: both at once), C calls are few (each costs about as
+-- much as 8 VM instructions), and states are packed doubles (struct),
+-- cheaper to read and write than decimal text.
 local floor, ceil, call = math.floor, math.ceil, redis.call
 local E9, MAX = 1000000000, 9.2e18
+local nk, na = #KEYS, #ARGV
 
--- ARGV numbers are read by arithmetic coercion (one strtod; tonumber takes two): a
--- non-numeric one is a Lua error, a negative or fractional one (or inf, nan: x % 1
--- is NaN) an rlgate error. ARGV[2] is read only if a calendar window needs it.
-local cost = ARGV[1] + 0
-if cost < 0 or cost % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad cost') end
+-- The distinct limits of the batch: ARGV[1] their number, then 6 each
+-- (algorithm, limit, period, capacity, calendar window start, end). ARGV
+-- numbers are read by arithmetic coercion (one strtod; tonumber takes two): a
+-- non-numeric one is a Lua error (the whole call), a negative or fractional
+-- one (or inf, nan: x % 1 is NaN) an rlgate error for the decisions using it.
+local S = tonumber(ARGV[1])
+if not S or S < 0 or S % 1 ~= 0 or 1 + 6 * S >= na then return redis.error_reply('ERR rlgate: bad limit count') end
+local S_algo, S_L, S_P, S_C, S_L1, S_int, S_tol, S_bad = {}, {}, {}, {}, {}, {}, {}, {}
+for s = 1, S do
+  local o = 2 + (s - 1) * 6
+  local algo, L, P, C = ARGV[o] + 0, ARGV[o + 1] + 0, ARGV[o + 2] + 0, ARGV[o + 3] + 0
+  if algo < 1 or algo > 6 or P < 1 or L < 0 or C < 0 or (algo % 1 + L % 1 + P % 1 + C % 1) ~= 0 then
+    S_bad[s], algo = true, 0
+  end
+  local L1 = L < 1 and 1 or L  -- ns_for(u) = ceil(u * P / L1), saturated at MAX
+  S_algo[s], S_L[s], S_P[s], S_C[s], S_L1[s] = algo, L, P, C, L1
+  if algo == 2 then  -- GCRA's emission interval and tolerance
+    local interval, tolerance = ceil(P / L1), ceil(C * P / L1)
+    S_int[s], S_tol[s] = interval >= MAX and MAX or interval, tolerance >= MAX and MAX or tolerance
+  end
+end
+
+-- Then the number of decisions; per decision a header (limits n, cost, the
+-- caller's Unix ns for calendar windows, dry 0/1) and one limit number per
+-- limit, whose key is the decision's next in KEYS. The layout is checked
+-- whole before anything is read or written.
+local first = 2 + 6 * S     -- ARGV index of the decision count
+local D = tonumber(ARGV[first])
+if not D or D < 1 or D % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad decision count') end
+local o, k = first + 1, 0
+for d = 1, D do
+  local n = ARGV[o] + 0
+  if n < 0 or n % 1 ~= 0 or o + 3 + n > na then
+    return redis.error_reply('ERR rlgate: bad layout at decision ' .. d)
+  end
+  o, k = o + 4 + n, k + n
+end
+if o - 1 ~= na or k ~= nk then
+  return redis.error_reply('ERR rlgate: expected ' .. (o - 1) .. ' arguments and ' .. k .. ' keys, got ' .. na .. ' and ' .. nk)
+end
 
 local t = call('TIME')
 local now_s, now_us = t[1] + 0, t[2] + 0
 local NOW = now_us * 1000                   -- every time below: ns since the second now_s began
 local NOW_US = now_s * 1000000 + now_us     -- Unix us, exact
-if n == 0 then return {1, 0, 0, 0, 0, 0, 0, 0, now_s, now_us} end
 
-local CALLER_NOW                -- the caller's clock (calendar windows only), parsed once
-local raws, ttls, logs          -- per Redis key: state string, its TTL (n > 1); sliding logs
-if n > 1 then raws, ttls = {}, {} end
-local w_raw, w_ttl              -- n == 1: the state to write and its TTL
-local allowed, pass2 = true, false
-local commit = n == 1 and not dry  -- one limit: judged and charged in one pass
-local bi, b_allowed, b_limit, b_rem, b_reset, b_retry, b_group, b_index
-local i = 1
-while true do
-  local o = (i - 1) * 8 + 2
-  local algo, L, P, C = ARGV[o + 1] + 0, ARGV[o + 2] + 0, ARGV[o + 3] + 0, ARGV[o + 4] + 0
-  local group, index = ARGV[o + 7] + 0, ARGV[o + 8] + 0
-  if algo < 1 or algo > 6 or P < 1 or L < 0 or C < 0 or group < 0 or index < 0
-     or (algo % 1 + L % 1 + P % 1 + C % 1 + group % 1 + index % 1) ~= 0 then
-    return redis.error_reply('ERR rlgate: bad limit ' .. i)
-  end
-  local L1 = L < 1 and 1 or L   -- ns_for(u) = ceil(u * P / L1), saturated at MAX
-  local key = KEYS[i]
-  local v_allowed, v_limit, v_rem, v_reset, v_retry
-  if algo == 3 then
-    -- Sliding log, a sorted set (score: admission time in Unix us, member "<us>:<n>").
-    -- Entries (Unix us) at or before `cut` have left the log; admitted units
-    -- wait in `pending` until every limit has admitted.
-    if not logs then logs = {} end
-    local st = logs[key]
-    if not st then
-      local r = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
-      local top = r[2] and r[2] + 0 or nil  -- the newest entry, Unix us
-      st = {back = top, top = top, pending = 0}  -- back: the newest once charged
-      logs[key] = st
-    end
-    local newest = st.back and math.max(NOW_US, st.back) or NOW_US
-    local cut = newest - ceil(P / 1000)
-    if st.cut ~= cut then
-      st.cut = cut
-      st.stored = call('ZCOUNT', key, '(' .. string.format('%d', cut), '+inf')
-    end
-    local count = st.stored + st.pending
-    local back = nil
-    if st.pending > 0 then back = newest elseif st.back and st.back > cut then back = st.back end
-    v_limit = L
-    v_allowed = count + cost <= L
-    local used = v_allowed and count + cost or count
-    v_rem = L - math.min(L, used)
-    if count == 0 and not v_allowed then
-      v_reset = 0
-    else
-      v_reset = math.max(0, (((v_allowed or count == 0) and newest or back) - now_s * 1000000) * 1000 + P - NOW)
-    end
-    v_retry = 0
-    if not v_allowed then
-      if cost > L then
-        v_retry = math.max(0, v_reset)
-      else
-        local idx = count + cost - L - 1  -- the entry, oldest first, whose expiry makes room
-        local at = newest
-        if idx < st.stored then
-          local expired = call('ZCOUNT', key, '-inf', string.format('%d', cut))
-          local r = call('ZRANGE', key, string.format('%d', expired + idx), string.format('%d', expired + idx), 'WITHSCORES')
-          at = r[2] + 0
-        end
-        v_retry = math.max(1, (at - now_s * 1000000) * 1000 + P - NOW)
-      end
-    end
-    if commit and v_allowed then
-      st.pending, st.back = st.pending + cost, newest
-    end
-  else
-    -- Every other algorithm: a string of little-endian doubles, times as Unix
-    -- seconds + ns (a: last refill / TAT / window start, e: calendar window end):
-    --   token bucket a_s a_n tokens   GCRA a_s a_n   sliding window a_s a_n current previous
-    --   fixed window a_s a_n current   calendar window a_s a_n current e_s e_n
-    local raw
-    if n == 1 then
-      raw = call('GET', key)
-    else
-      raw = raws[key]
-      if raw == nil then
-        raw = call('GET', key)
-        raws[key] = raw
-      end
-    end
-    local started, a, tk, cu, pr, e = false, 0, 0, 0, 0, 0
-    if raw then  -- a string of another length is garbage: start afresh
-      local len, a_s, a_n, e_s, e_n = #raw
-      if algo == 2 then
-        if len == 16 then a_s, a_n = struct.unpack('<dd', raw) end
-      elseif algo == 1 then
-        if len == 24 then a_s, a_n, tk = struct.unpack('<ddd', raw) end
-      elseif algo == 4 then
-        if len == 32 then a_s, a_n, cu, pr = struct.unpack('<dddd', raw) end
-      elseif algo == 5 then
-        if len == 24 then a_s, a_n, cu = struct.unpack('<ddd', raw) end
-      elseif len == 40 then
-        a_s, a_n, cu, e_s, e_n = struct.unpack('<ddddd', raw)
-        e = (e_s - now_s) * E9 + e_n
-      end
-      if a_s and a_n >= 0 and a_n < E9 then
-        started, a = true, (a_s - now_s) * E9 + a_n
-      end
-    end
+-- String states by key (false: none), as charged so far in this call, with
+-- their TTLs; `dirty`: the keys to write at the end, in order.
+local state, x_of, x_set, dirty = {}, {}, {}, {}
+for c = 1, nk, 1000 do  -- every key (a sliding log's reads as false); bounded, so unpack stays within Lua's C stack
+  local last = c + 999 < nk and c + 999 or nk
+  local got = call('MGET', unpack(KEYS, c, last))
+  for j = c, last do state[KEYS[j]] = got[j - c + 1] end
+end
 
-    local start, length, wend  -- windows
-    if algo >= 4 then
-      if algo == 6 then
-        -- Calendar window [start, end) from the caller, decimal Unix ns, split so it stays exact.
-        local function parse_ns(s)
-          if not string.find(s, '^%d+$') then return nil end
-          local len = #s
-          if len <= 9 then return (0 - now_s) * E9 + s end
-          return (string.sub(s, 1, len - 9) - now_s) * E9 + string.sub(s, len - 8)
-        end
-        if not CALLER_NOW then
-          CALLER_NOW = parse_ns(ARGV[2])
-          if not CALLER_NOW then return redis.error_reply('ERR rlgate: bad calendar time') end
-        end
-        local ws, we = parse_ns(ARGV[o + 5]), parse_ns(ARGV[o + 6])
-        if not ws or not we or we <= ws then
-          return redis.error_reply('ERR rlgate: bad calendar window ' .. i)
-        end
-        start, length, wend = ws, we - ws, we
-      else
-        -- Start of the window of length P holding now, windows aligned on Unix 0.
-        length = P
-        local m
-        if P % 1000 == 0 then
-          local d = P / 1000
-          local q = floor(NOW_US / d)
-          m = NOW_US - q * d  -- exact floor modulo for integers below 2^53
-          if m < 0 then m = m + d elseif m >= d then m = m - d end
-          m = m * 1000
-        else  -- (now_s * 1e9 + NOW) mod P, doubling and adding below 2^53
-          local function mod(A, B)
-            local r = A - floor(A / B) * B
-            if r < 0 then r = r + B elseif r >= B then r = r - B end
-            return r
-          end
-          local u, b, r = mod(now_s, P), mod(E9, P), 0
-          while b > 0 do
-            if b % 2 == 1 then r = mod(r + u, P) end
-            u = mod(u + u, P)
-            b = floor(b / 2)
-          end
-          m = mod(r + NOW, P)
-        end
-        start = NOW - m
-      end
-    end
+-- Decimal Unix ns (a calendar window) as ns since now_s, split so it stays exact.
+local function parse_ns(s)
+  if not string.find(s, '^%d+$') then return nil end
+  local len = #s
+  if len <= 9 then return (0 - now_s) * E9 + s end
+  return (string.sub(s, 1, len - 9) - now_s) * E9 + string.sub(s, len - 8)
+end
+local function mod(A, B)  -- floor modulo, exact below 2^53
+  local r = A - floor(A / B) * B
+  if r < 0 then r = r + B elseif r >= B then r = r - B end
+  return r
+end
+-- Window starts (length P, aligned on Unix 0) by limit number, computed once per call.
+local W_start = {}
 
-    -- Each algorithm: check()'s arithmetic, step for step. The state after a
-    -- charge goes to a2 (a), v2 (tokens or current), e (end), with its TTL:
-    -- the time until it could not be told from a fresh key.
-    local a2, v2, ttl
-    if algo == 2 then  -- GCRA
-      local interval = ceil(P / L1)
-      if interval >= MAX then interval = MAX end
-      local tolerance = ceil(C * P / L1)
-      if tolerance >= MAX then tolerance = MAX end
-      local tat = NOW
-      if started and a > NOW then tat = a end
-      local inc = ceil(cost * P / L1)
-      if inc >= MAX then inc = MAX end
-      local new_tat = tat + inc
-      if new_tat > MAX then new_tat = MAX end
-      local allow_at = new_tat - tolerance
-      v_limit = C
-      v_allowed = cost <= C and allow_at <= NOW
-      local used_until = v_allowed and new_tat or tat
-      local slack = tolerance - (used_until - NOW)
-      if slack <= 0 or interval <= 0 then
-        v_rem = 0
-      else  -- floor(slack / interval), exactly
-        local q = floor(slack / interval)
-        local r = slack - q * interval
-        if r < 0 then q = q - 1 elseif r >= interval then q = q + 1 end
-        v_rem = q
+-- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..]. The
+-- caller's time in the header is read only if a calendar window needs it.
+local function decide(ko, ao)
+  local n = ARGV[ao] + 0
+  local cost = ARGV[ao + 1] + 0
+  if cost < 0 or cost % 1 ~= 0 then return {err = 'ERR rlgate: bad cost'} end
+  local dry = ARGV[ao + 3] == '1'  -- judge only, write nothing
+  if n == 0 then return struct.pack('<dddddddd', 1, 0, 0, 0, 0, 0, now_s, now_us) end
+
+  local CALLER_NOW  -- the caller's clock (calendar windows only), parsed once
+  local logs        -- sliding logs of this decision, by key
+  local allowed, pass2 = true, false
+  local commit = n == 1 and not dry  -- one limit: judged and charged in one pass
+  local bi, b_allowed, b_limit, b_rem, b_reset, b_retry
+  local i = 1
+  while true do
+    local s = ARGV[ao + 3 + i] + 0
+    local algo = S_algo[s]
+    if not algo or S_bad[s] then return {err = 'ERR rlgate: bad limit ' .. i} end
+    local L, P, C, L1 = S_L[s], S_P[s], S_C[s], S_L1[s]
+    local key = KEYS[ko + i]
+    local v_allowed, v_limit, v_rem, v_reset, v_retry
+    if algo == 3 then
+      -- Sliding log, a sorted set (score: admission time in Unix us, member "<us>:<n>").
+      -- Entries (Unix us) at or before `cut` have left the log; admitted units
+      -- wait in `pending` until every limit has admitted.
+      if not logs then logs = {} end
+      local st = logs[key]
+      if not st then
+        local r = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
+        local top = r[2] and r[2] + 0 or nil  -- the newest entry, Unix us
+        st = {back = top, top = top, pending = 0, P = P}  -- back: the newest once charged
+        logs[key] = st
       end
-      v_reset = used_until - NOW
-      if v_reset < 0 then v_reset = 0 end
-      v_retry = 0
-      if not v_allowed then
-        if cost > C then v_retry = v_reset else v_retry = allow_at - NOW if v_retry < 0 then v_retry = 0 end end
+      local newest = st.back and math.max(NOW_US, st.back) or NOW_US
+      local cut = newest - ceil(P / 1000)
+      if st.cut ~= cut then
+        st.cut = cut
+        st.stored = call('ZCOUNT', key, '(' .. string.format('%d', cut), '+inf')
       end
-      a2, ttl = new_tat, new_tat - NOW
-    elseif algo == 1 then  -- token bucket
-      local tokens, last = C, NOW
-      if started then tokens, last = tk, a end
-      if NOW > last then
-        tokens = tokens + (NOW - last) * L / P
-        if not (tokens < C) then tokens = C end
-        last = NOW
-      end
-      v_limit = C
-      v_allowed = cost <= tokens and cost <= C
-      local left = v_allowed and tokens - cost or tokens
-      v_rem = floor(left)
-      v_reset = ceil((C - left) * P / L1)
-      if v_reset >= MAX then v_reset = MAX end
-      v_retry = 0
-      if not v_allowed then
-        if cost > C then
-          v_retry = v_reset
-        else
-          v_retry = ceil((cost - tokens) * P / L1)
-          if v_retry >= MAX then v_retry = MAX end
-        end
-      end
-      a2, v2 = last, left
-      ttl = last - NOW
-      if ttl < 0 then ttl = 0 end
-      ttl = ttl + v_reset
-    elseif algo == 4 then  -- sliding window
-      local current, previous = 0, 0
-      if started then
-        if a > start then start = a end
-        if a == start then
-          current, previous = cu, pr
-        elseif a == start - length then
-          previous = cu
-        end
-      end
-      local elapsed = NOW - start
-      if elapsed < 0 then elapsed = 0 end
-      elapsed = elapsed / length
-      if not (elapsed < 1.0) then elapsed = 1.0 end
-      local weighted = previous * (1.0 - elapsed) + current
+      local count = st.stored + st.pending
+      local back = nil
+      if st.pending > 0 then back = newest elseif st.back and st.back > cut then back = st.back end
       v_limit = L
-      v_allowed = weighted + cost <= L and cost <= L
-      local used = v_allowed and weighted + cost or weighted
-      v_rem = floor(L - used)
-      if not (v_rem > 0) then v_rem = 0 end
-      v_reset = start + 2 * length - NOW
-      if v_reset < 0 then v_reset = 0 end
+      v_allowed = count + cost <= L
+      local used = v_allowed and count + cost or count
+      v_rem = L - math.min(L, used)
+      if count == 0 and not v_allowed then
+        v_reset = 0
+      else
+        v_reset = math.max(0, (((v_allowed or count == 0) and newest or back) - now_s * 1000000) * 1000 + P - NOW)
+      end
       v_retry = 0
       if not v_allowed then
         if cost > L then
-          v_retry = v_reset
-        elseif current + cost <= L then
-          local excess = weighted + cost - L
-          v_retry = ceil(excess / previous * length)
-          if not (v_retry > 1) then v_retry = 1 end
+          v_retry = math.max(0, v_reset)
         else
-          local share = (current + cost - L) / current
-          v_retry = (start + length - NOW) + ceil(share * length)
+          local idx = count + cost - L - 1  -- the entry, oldest first, whose expiry makes room
+          local at = newest
+          if idx < st.stored then
+            local expired = call('ZCOUNT', key, '-inf', string.format('%d', cut))
+            local r = call('ZRANGE', key, string.format('%d', expired + idx), string.format('%d', expired + idx), 'WITHSCORES')
+            at = r[2] + 0
+          end
+          v_retry = math.max(1, (at - now_s * 1000000) * 1000 + P - NOW)
         end
       end
-      a2, v2, ttl = start, current + cost, start + 2 * length - NOW
-      pr = previous
-    else  -- fixed window (5), calendar window (6)
-      local newer = started and a > start  -- a clock behind ours (or stepped back): stay in the newer window
-      local count = (started and a >= start) and cu or 0
-      local window_start = newer and a or start
-      local window_end
-      if algo == 6 then
-        if newer then window_end = e else window_end = wend end
-      else
-        window_end = window_start + length
+      if commit and v_allowed then
+        st.pending, st.back = st.pending + cost, newest
       end
-      v_limit = L
-      v_allowed = count + cost <= L and cost <= L
-      local used = v_allowed and count + cost or count
-      v_rem = L - math.min(L, used)
-      v_reset = window_end - (algo == 6 and CALLER_NOW or NOW)
-      if v_reset < 0 then v_reset = 0 end
-      v_retry = v_allowed and 0 or v_reset
-      a2, v2, e, ttl = window_start, used, window_end, window_end - NOW
-      if algo == 6 and window_end - CALLER_NOW > ttl then ttl = window_end - CALLER_NOW end
-    end
+    else
+      -- Every other algorithm: a string of little-endian doubles, times as Unix
+      -- seconds + ns (a: last refill / TAT / window start, e: calendar window end):
+      --   token bucket a_s a_n tokens   GCRA a_s a_n   sliding window a_s a_n current previous
+      --   fixed window a_s a_n current   calendar window a_s a_n current e_s e_n
+      local raw = state[key]
+      local started, a, tk, cu, pr, e = false, 0, 0, 0, 0, 0
+      local x  -- the key's expiry (Unix s) as last written; nil: unknown (a state of v2, without it)
+      if raw then  -- a string of another length is garbage: start afresh
+        local len, a_s, a_n, e_s, e_n = #raw
+        if algo == 2 then
+          if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw)
+          elseif len == 16 then a_s, a_n = struct.unpack('<dd', raw) end
+        elseif algo == 1 then
+          if len == 32 then a_s, a_n, tk, x = struct.unpack('<dddd', raw)
+          elseif len == 24 then a_s, a_n, tk = struct.unpack('<ddd', raw) end
+        elseif algo == 4 then
+          if len == 40 then a_s, a_n, cu, pr, x = struct.unpack('<ddddd', raw)
+          elseif len == 32 then a_s, a_n, cu, pr = struct.unpack('<dddd', raw) end
+        elseif algo == 5 then
+          if len == 32 then a_s, a_n, cu, x = struct.unpack('<dddd', raw)
+          elseif len == 24 then a_s, a_n, cu = struct.unpack('<ddd', raw) end
+        elseif len == 48 or len == 40 then
+          if len == 48 then a_s, a_n, cu, e_s, e_n, x = struct.unpack('<dddddd', raw)
+          else a_s, a_n, cu, e_s, e_n = struct.unpack('<ddddd', raw) end
+          if e_n then e = (e_s - now_s) * E9 + e_n end
+        end
+        if a_s and a_n >= 0 and a_n < E9 then
+          started, a = true, (a_s - now_s) * E9 + a_n
+        end
+      end
 
-    if commit and v_allowed then
-      local q = floor(a2 / E9)  -- a2 as Unix seconds + ns
-      local r = a2 - q * E9
-      if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
-      local a_s, a_n = now_s + q, a2 - q * E9
-      local new
-      if algo == 2 then
-        new = struct.pack('<dd', a_s, a_n)
-      elseif algo == 1 or algo == 5 then
-        new = struct.pack('<ddd', a_s, a_n, v2)
-      elseif algo == 4 then
-        new = struct.pack('<dddd', a_s, a_n, v2, pr)
-      else
-        q = floor(e / E9)
-        r = e - q * E9
-        if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
-        new = struct.pack('<ddddd', a_s, a_n, v2, now_s + q, e - q * E9)
+      local start, length, wend  -- windows
+      if algo >= 4 then
+        if algo == 6 then
+          -- Calendar window [start, end) from the caller.
+          if not CALLER_NOW then
+            CALLER_NOW = parse_ns(ARGV[ao + 2])
+            if not CALLER_NOW then return {err = 'ERR rlgate: bad calendar time'} end
+          end
+          local so = 2 + (s - 1) * 6
+          local ws, we = parse_ns(ARGV[so + 4]), parse_ns(ARGV[so + 5])
+          if not ws or not we or we <= ws then
+            return {err = 'ERR rlgate: bad calendar window ' .. i}
+          end
+          start, length, wend = ws, we - ws, we
+        elseif W_start[s] then
+          length, start = P, W_start[s]
+        else
+          -- Start of the window of length P holding now, windows aligned on Unix 0.
+          length = P
+          local m
+          if P % 1000 == 0 then
+            local d = P / 1000
+            local q = floor(NOW_US / d)
+            m = NOW_US - q * d  -- exact floor modulo for integers below 2^53
+            if m < 0 then m = m + d elseif m >= d then m = m - d end
+            m = m * 1000
+          else  -- (now_s * 1e9 + NOW) mod P, doubling and adding below 2^53
+            local u, b, r = mod(now_s, P), mod(E9, P), 0
+            while b > 0 do
+              if b % 2 == 1 then r = mod(r + u, P) end
+              u = mod(u + u, P)
+              b = floor(b / 2)
+            end
+            m = mod(r + NOW, P)
+          end
+          start = NOW - m
+          W_start[s] = start
+        end
       end
-      if n == 1 then
-        w_raw, w_ttl = new, ttl
-      else
-        raws[key], ttls[key] = new, ttl
+
+      -- Each algorithm: check()'s arithmetic, step for step. The state after a
+      -- charge goes to a2 (a), v2 (tokens or current), e (end), with its TTL:
+      -- the time until it could not be told from a fresh key.
+      local a2, v2, ttl
+      if algo == 2 then  -- GCRA
+        local interval, tolerance = S_int[s], S_tol[s]
+        local tat = NOW
+        if started and a > NOW then tat = a end
+        local inc = ceil(cost * P / L1)
+        if inc >= MAX then inc = MAX end
+        local new_tat = tat + inc
+        if new_tat > MAX then new_tat = MAX end
+        local allow_at = new_tat - tolerance
+        v_limit = C
+        v_allowed = cost <= C and allow_at <= NOW
+        local used_until = v_allowed and new_tat or tat
+        local slack = tolerance - (used_until - NOW)
+        if slack <= 0 or interval <= 0 then
+          v_rem = 0
+        else  -- floor(slack / interval), exactly
+          local q = floor(slack / interval)
+          local r = slack - q * interval
+          if r < 0 then q = q - 1 elseif r >= interval then q = q + 1 end
+          v_rem = q
+        end
+        v_reset = used_until - NOW
+        if v_reset < 0 then v_reset = 0 end
+        v_retry = 0
+        if not v_allowed then
+          if cost > C then v_retry = v_reset else v_retry = allow_at - NOW if v_retry < 0 then v_retry = 0 end end
+        end
+        a2, ttl = new_tat, new_tat - NOW
+      elseif algo == 1 then  -- token bucket
+        local tokens, last = C, NOW
+        if started then tokens, last = tk, a end
+        if NOW > last then
+          tokens = tokens + (NOW - last) * L / P
+          if not (tokens < C) then tokens = C end
+          last = NOW
+        end
+        v_limit = C
+        v_allowed = cost <= tokens and cost <= C
+        local left = v_allowed and tokens - cost or tokens
+        v_rem = floor(left)
+        v_reset = ceil((C - left) * P / L1)
+        if v_reset >= MAX then v_reset = MAX end
+        v_retry = 0
+        if not v_allowed then
+          if cost > C then
+            v_retry = v_reset
+          else
+            v_retry = ceil((cost - tokens) * P / L1)
+            if v_retry >= MAX then v_retry = MAX end
+          end
+        end
+        a2, v2 = last, left
+        ttl = last - NOW
+        if ttl < 0 then ttl = 0 end
+        ttl = ttl + v_reset
+      elseif algo == 4 then  -- sliding window
+        local current, previous = 0, 0
+        if started then
+          if a > start then start = a end
+          if a == start then
+            current, previous = cu, pr
+          elseif a == start - length then
+            previous = cu
+          end
+        end
+        local elapsed = NOW - start
+        if elapsed < 0 then elapsed = 0 end
+        elapsed = elapsed / length
+        if not (elapsed < 1.0) then elapsed = 1.0 end
+        local weighted = previous * (1.0 - elapsed) + current
+        v_limit = L
+        v_allowed = weighted + cost <= L and cost <= L
+        local used = v_allowed and weighted + cost or weighted
+        v_rem = floor(L - used)
+        if not (v_rem > 0) then v_rem = 0 end
+        v_reset = start + 2 * length - NOW
+        if v_reset < 0 then v_reset = 0 end
+        v_retry = 0
+        if not v_allowed then
+          if cost > L then
+            v_retry = v_reset
+          elseif current + cost <= L then
+            local excess = weighted + cost - L
+            v_retry = ceil(excess / previous * length)
+            if not (v_retry > 1) then v_retry = 1 end
+          else
+            local share = (current + cost - L) / current
+            v_retry = (start + length - NOW) + ceil(share * length)
+          end
+        end
+        a2, v2, ttl = start, current + cost, start + 2 * length - NOW
+        pr = previous
+      else  -- fixed window (5), calendar window (6)
+        local newer = started and a > start  -- a clock behind ours (or stepped back): stay in the newer window
+        local count = (started and a >= start) and cu or 0
+        local window_start = newer and a or start
+        local window_end
+        if algo == 6 then
+          if newer then window_end = e else window_end = wend end
+        else
+          window_end = window_start + length
+        end
+        v_limit = L
+        v_allowed = count + cost <= L and cost <= L
+        local used = v_allowed and count + cost or count
+        v_rem = L - math.min(L, used)
+        v_reset = window_end - (algo == 6 and CALLER_NOW or NOW)
+        if v_reset < 0 then v_reset = 0 end
+        v_retry = v_allowed and 0 or v_reset
+        a2, v2, e, ttl = window_start, used, window_end, window_end - NOW
+        if algo == 6 and window_end - CALLER_NOW > ttl then ttl = window_end - CALLER_NOW end
+      end
+
+      if commit and v_allowed then
+        local q = floor(a2 / E9)  -- a2 as Unix seconds + ns
+        local r = a2 - q * E9
+        if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
+        local a_s, a_n = now_s + q, a2 - q * E9
+        -- The key expires at the first whole second at least 1 s after its
+        -- state turns fresh (`ttl` from now), never before it was to: most
+        -- charges then leave its expiry alone (SET KEEPTTL, cheaper than PXAT).
+        local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2
+        if xn > now_s + 1e10 then xn = now_s + 1e10 end
+        if x and x > xn then xn = x end
+        local new
+        if algo == 2 then
+          new = struct.pack('<ddd', a_s, a_n, xn)
+        elseif algo == 1 or algo == 5 then
+          new = struct.pack('<dddd', a_s, a_n, v2, xn)
+        elseif algo == 4 then
+          new = struct.pack('<ddddd', a_s, a_n, v2, pr, xn)
+        else
+          q = floor(e / E9)
+          r = e - q * E9
+          if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
+          new = struct.pack('<dddddd', a_s, a_n, v2, now_s + q, e - q * E9, xn)
+        end
+        if not x_of[key] then
+          dirty[#dirty + 1] = key
+          x_set[key] = x or false  -- what the key's TTL is now
+        end
+        state[key], x_of[key] = new, xn
       end
     end
-  end
 
   if not pass2 then
-    -- Denied: the one that makes the client wait longest; allowed: least left, then latest reset.
-    local tighter
-    if not bi then
-      tighter = true
-    elseif not v_allowed then
-      tighter = b_allowed or v_retry > b_retry
-    else
-      tighter = b_allowed and (v_rem < b_rem or (v_rem == b_rem and v_reset > b_reset))
-    end
-    if tighter then
-      bi, b_allowed, b_limit, b_rem, b_reset, b_retry, b_group, b_index =
-        i, v_allowed, v_limit, v_rem, v_reset, v_retry, group, index
-    end
-    allowed = allowed and v_allowed
-  end
-  i = i + 1
-  if i > n then
-    if commit or not allowed or dry then break end
-    i, pass2, commit = 1, true, true  -- every limit admits: charge them all, in order
-  end
-end
-
-if allowed and not dry then
-  if n == 1 and not logs then
-    -- TTL rounded up to ms, plus a margin (see kTtlMarginMs).
-    local ms = ceil((w_ttl > 0 and w_ttl or 0) / 1000000) + 1000
-    if ms > 1e13 then ms = 1e13 end
-    call('SET', KEYS[1], w_raw, 'PX', string.format('%d', ms))
-  else
-    local written = {}
-    for i = 1, n do
-      local key = KEYS[i]
-      if not written[key] then
-        written[key] = true
-        local st, ttl = logs and logs[key], nil
-        if st then
-          local P = ARGV[(i - 1) * 8 + 5] + 0
-          local newest = st.back and math.max(NOW_US, st.back) or NOW_US
-          call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', newest - ceil(P / 1000)))
-          if st.pending > 0 then
-            local score = string.format('%d', newest)
-            local base = 0  -- members "<us>:1".."<us>:base" exist: only if the log's newest is at `newest`
-            if st.top and st.top >= newest then base = call('ZCOUNT', key, score, score) end
-            local args = {'ZADD', key}
-            for k = 1, st.pending do
-              args[#args + 1] = score
-              args[#args + 1] = score .. ':' .. string.format('%d', base + k)
-              if #args >= 1026 then call(unpack(args)) args = {'ZADD', key} end
-            end
-            if #args > 2 then call(unpack(args)) end
-          end
-          ttl = (newest - now_s * 1000000) * 1000 + P - NOW
-        else
-          ttl = n == 1 and w_ttl or ttls[key]
-        end
-        local ms = ceil((ttl > 0 and ttl or 0) / 1000000) + 1000
-        if ms > 1e13 then ms = 1e13 end
-        if st then
-          call('PEXPIRE', key, string.format('%d', ms))
-        else
-          call('SET', key, n == 1 and w_raw or raws[key], 'PX', string.format('%d', ms))
-        end
+      -- Denied: the one that makes the client wait longest; allowed: least left, then latest reset.
+      local tighter
+      if not bi then
+        tighter = true
+      elseif not v_allowed then
+        tighter = b_allowed or v_retry > b_retry
+      else
+        tighter = b_allowed and (v_rem < b_rem or (v_rem == b_rem and v_reset > b_reset))
       end
+      if tighter then
+        bi, b_allowed, b_limit, b_rem, b_reset, b_retry = i, v_allowed, v_limit, v_rem, v_reset, v_retry
+      end
+      allowed = allowed and v_allowed
+    end
+    i = i + 1
+    if i > n then
+      if commit or not allowed or dry then break end
+      i, pass2, commit = 1, true, true  -- every limit admits: charge them all, in order
     end
   end
+
+  -- Sliding logs are written now (a later decision of the batch reads them back);
+  -- string states at the end of the call.
+  if logs and allowed and not dry then
+    for key, st in pairs(logs) do
+      local P = st.P
+      local newest = st.back and math.max(NOW_US, st.back) or NOW_US
+      call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', newest - ceil(P / 1000)))
+      if st.pending > 0 then
+        local score = string.format('%d', newest)
+        local base = 0  -- members "<us>:1".."<us>:base" exist: only if the log's newest is at `newest`
+        if st.top and st.top >= newest then base = call('ZCOUNT', key, score, score) end
+        local args = {'ZADD', key}
+        for m = 1, st.pending do
+          args[#args + 1] = score
+          args[#args + 1] = score .. ':' .. string.format('%d', base + m)
+          if #args >= 1026 then call(unpack(args)) args = {'ZADD', key} end
+        end
+        if #args > 2 then call(unpack(args)) end
+      end
+      local ttl = (newest - now_s * 1000000) * 1000 + P - NOW
+      local ms = ceil((ttl > 0 and ttl or 0) / 1000000) + 1000  -- rounded up to ms, plus kTtlMarginMs
+      if ms > 1e13 then ms = 1e13 end
+      call('PEXPIRE', key, ms)
+    end
+  end
+  -- Integers in the reply: 0 for NaN and below, MAX ("never") and above, else whole.
+  if not (b_limit >= 0) then b_limit = 0 elseif b_limit >= MAX then b_limit = MAX elseif b_limit % 1 ~= 0 then b_limit = floor(b_limit) end
+  if not (b_rem >= 0) then b_rem = 0 elseif b_rem >= MAX then b_rem = MAX elseif b_rem % 1 ~= 0 then b_rem = floor(b_rem) end
+  if not (b_reset >= 0) then b_reset = 0 elseif b_reset >= MAX then b_reset = MAX elseif b_reset % 1 ~= 0 then b_reset = floor(b_reset) end
+  if not (b_retry >= 0) then b_retry = 0 elseif b_retry >= MAX then b_retry = MAX elseif b_retry % 1 ~= 0 then b_retry = floor(b_retry) end
+  return struct.pack('<dddddddd', allowed and 1 or 0, bi - 1, b_limit, b_rem, b_reset, b_retry, now_s, now_us)
 end
 
--- Integers in the reply: 0 for NaN and below, MAX ("never") and above, else whole.
-if not (b_limit >= 0) then b_limit = 0 elseif b_limit >= MAX then b_limit = MAX elseif b_limit % 1 ~= 0 then b_limit = floor(b_limit) end
-if not (b_rem >= 0) then b_rem = 0 elseif b_rem >= MAX then b_rem = MAX elseif b_rem % 1 ~= 0 then b_rem = floor(b_rem) end
-if not (b_reset >= 0) then b_reset = 0 elseif b_reset >= MAX then b_reset = MAX elseif b_reset % 1 ~= 0 then b_reset = floor(b_reset) end
-if not (b_retry >= 0) then b_retry = 0 elseif b_retry >= MAX then b_retry = MAX elseif b_retry % 1 ~= 0 then b_retry = floor(b_retry) end
-return {allowed and 1 or 0, bi - 1, b_group, b_index, b_limit, b_rem, b_reset, b_retry, now_s, now_us}
+local replies = {}
+local ko, ao = 0, first + 1
+for d = 1, D do
+  local n = ARGV[ao] + 0
+  replies[d] = decide(ko, ao)
+  ko, ao = ko + n, ao + 4 + n
+end
+local at_ms = {}  -- PXAT's argument by expiry: few distinct in a batch
+for j = 1, #dirty do
+  local key = dirty[j]
+  local x = x_of[key]
+  if x == x_set[key] then
+    call('SET', key, state[key], 'KEEPTTL')
+  else
+    local at = at_ms[x]
+    if not at then
+      at = string.format('%d', x * 1000)
+      at_ms[x] = at
+    end
+    call('SET', key, state[key], 'PXAT', at)
+  end
+end
+return replies
 )LUA";
 
 constexpr std::uint64_t fnv1a64(std::string_view s) {
@@ -512,18 +576,19 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
     for (const auto& k : keyed)
         limits += k.specs.size();
     call.keys.reserve(limits);
-    call.args.reserve(2 + limits * kArgsPerLimit);
-    call.args.push_back(std::to_string(cost));
-    call.args.push_back(unix_ns_arg(unix_ns_for_calendars));
+    call.limits.reserve(limits);
+    call.positions.reserve(limits);
+    call.header = {std::to_string(limits), std::to_string(cost), unix_ns_arg(unix_ns_for_calendars), dry_run ? "1" : "0"};
     const std::string first_tag = keyed.empty() ? std::string() : hex16(fnv1a64(keyed.front().key));
     for (std::size_t g = 0; g < keyed.size(); ++g) {
         const auto& k = keyed[g];
         const std::string tag = tagging == Tagging::first_key ? first_tag : hex16(fnv1a64(k.key));
+        const std::string digest = key_digest(k.key);
         for (std::size_t j = 0; j < k.specs.size(); ++j) {
             const LimitSpec& s = k.specs[j];
             std::string name;
-            name.reserve(key_prefix.size() + tag.size() + k.key.size() + 48);
-            name.append(key_prefix).append("{").append(tag).append("}").append(key_digest(k.key));
+            name.reserve(key_prefix.size() + tag.size() + digest.size() + 48);
+            name.append(key_prefix).append("{").append(tag).append("}").append(digest);
             name.append("|").append(std::to_string(j)).append("|").append(shape(s));
             call.keys.push_back(std::move(name));
 
@@ -533,54 +598,104 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
                 start = unix_ns_arg(w.start);
                 end = unix_ns_arg(w.end);
             }
-            call.args.push_back(std::to_string(algorithm_code(s)));
-            call.args.push_back(std::to_string(s.limit));
-            call.args.push_back(std::to_string(s.period_ns));
-            call.args.push_back(std::to_string(s.burst ? s.burst : s.limit));
-            call.args.push_back(std::move(start));
-            call.args.push_back(std::move(end));
-            call.args.push_back(std::to_string(g));
-            call.args.push_back(std::to_string(j));
+            call.limits.push_back({std::to_string(algorithm_code(s)), std::to_string(s.limit), std::to_string(s.period_ns),
+                                   std::to_string(s.burst ? s.burst : s.limit), std::move(start), std::move(end)});
+            call.positions.emplace_back(g, j);
         }
     }
-    if (dry_run)
-        call.args.emplace_back("dry");
     return call;
 }
 
-std::optional<Decision> decode_reply(std::span<const long long> values, std::string* error,
+std::vector<std::string> evalsha_command(std::string_view sha, std::span<const Call> decisions) {
+    // Each distinct limit once; a decision names its limits by number (1-based).
+    std::unordered_map<std::string, std::size_t> numbers;
+    std::vector<const LimitArgs*> distinct;
+    std::vector<std::vector<std::size_t>> refs(decisions.size());
+    std::size_t keys = 0, refs_total = 0;
+    std::string text;
+    for (std::size_t d = 0; d < decisions.size(); ++d) {
+        keys += decisions[d].keys.size();
+        for (const auto& limit : decisions[d].limits) {
+            text.clear();
+            for (const auto& a : limit)
+                text.append(a).push_back(' ');
+            const auto [it, fresh] = numbers.try_emplace(text, distinct.size() + 1);
+            if (fresh)
+                distinct.push_back(&limit);
+            refs[d].push_back(it->second);
+            ++refs_total;
+        }
+    }
+    std::vector<std::string> command;
+    command.reserve(5 + keys + distinct.size() * kArgsPerLimit + decisions.size() * kArgsPerDecision + refs_total);
+    command.emplace_back("EVALSHA");
+    command.emplace_back(sha);
+    command.push_back(std::to_string(keys));
+    for (const auto& d : decisions)
+        command.insert(command.end(), d.keys.begin(), d.keys.end());
+    command.push_back(std::to_string(distinct.size()));
+    for (const auto* limit : distinct)
+        command.insert(command.end(), limit->begin(), limit->end());
+    command.push_back(std::to_string(decisions.size()));
+    for (std::size_t d = 0; d < decisions.size(); ++d) {
+        command.insert(command.end(), decisions[d].header.begin(), decisions[d].header.end());
+        for (const auto n : refs[d])
+            command.push_back(std::to_string(n));
+    }
+    return command;
+}
+
+std::optional<Decision> decode_reply(const Call& call, std::string_view packed, std::string* error,
                                      std::int64_t* server_time_ns) {
     auto fail = [&](std::string why) -> std::optional<Decision> {
         if (error)
             *error = "redis decide reply: " + std::move(why);
         return std::nullopt;
     };
-    if (values.size() != kReplySize)
-        return fail("expected " + std::to_string(kReplySize) + " integers, got " + std::to_string(values.size()));
+    if (packed.size() != kReplySize * sizeof(double))
+        return fail("expected " + std::to_string(kReplySize * sizeof(double)) + " bytes, got " +
+                    std::to_string(packed.size()));
+    // Little-endian doubles (Lua's struct.pack "<d"), each a whole number the script clamped to [0, 9.2e18].
+    std::array<long long, kReplySize> values{};
+    for (std::size_t i = 0; i < kReplySize; ++i) {
+        std::uint64_t bits = 0;
+        for (std::size_t b = 0; b < sizeof(bits); ++b)
+            bits |= std::uint64_t{static_cast<unsigned char>(packed[i * sizeof(double) + b])} << (8 * b);
+        const double v = std::bit_cast<double>(bits);
+        if (!(v >= -1.0 && v <= 9.2e18) || v != std::floor(v))
+            return fail("value " + std::to_string(i) + " is not a whole number in range");
+        values[i] = static_cast<long long>(v);
+    }
     if (values[0] != 0 && values[0] != 1)
         return fail("allowed flag " + std::to_string(values[0]));
     for (std::size_t i = 1; i < kReplySize; ++i)
         if (values[i] < 0)
             return fail("negative value at " + std::to_string(i));
-    if (values[9] >= 1'000'000)
+    if (values[7] >= 1'000'000)
         return fail("microseconds out of range");
+    // The tightest limit, by its place among the call's limits (0 and no limits: nothing was checked).
+    const auto tightest = static_cast<std::size_t>(values[1]);
+    if (tightest >= call.positions.size() && !(tightest == 0 && call.positions.empty()))
+        return fail("tightest limit " + std::to_string(tightest) + " of " + std::to_string(call.positions.size()));
     constexpr long long kNever = 9'200'000'000'000'000'000LL;  // the script's saturation
     auto duration = [&](long long v) {
         return v >= kNever ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(v);
     };
-    if (values[8] > std::numeric_limits<std::int64_t>::max() / 1'000'000'000LL - 1)
+    if (values[6] > std::numeric_limits<std::int64_t>::max() / 1'000'000'000LL - 1)
         return fail("server time out of range");
     Decision d;
     d.allowed = values[0] == 1;
-    d.tightest_group = static_cast<std::size_t>(values[2]);
-    d.tightest_index = static_cast<std::size_t>(values[3]);
+    if (!call.positions.empty()) {
+        d.tightest_group = call.positions[tightest].first;
+        d.tightest_index = call.positions[tightest].second;
+    }
     d.tightest.allowed = d.allowed;
-    d.tightest.limit = static_cast<std::uint64_t>(values[4]);
-    d.tightest.remaining = static_cast<std::uint64_t>(values[5]);
-    d.tightest.reset_ns = duration(values[6]);
-    d.tightest.retry_after_ns = duration(values[7]);
+    d.tightest.limit = static_cast<std::uint64_t>(values[2]);
+    d.tightest.remaining = static_cast<std::uint64_t>(values[3]);
+    d.tightest.reset_ns = duration(values[4]);
+    d.tightest.retry_after_ns = duration(values[5]);
     if (server_time_ns)
-        *server_time_ns = static_cast<std::int64_t>(values[8]) * 1'000'000'000LL + static_cast<std::int64_t>(values[9]) * 1000;
+        *server_time_ns = static_cast<std::int64_t>(values[6]) * 1'000'000'000LL + static_cast<std::int64_t>(values[7]) * 1000;
     return d;
 }
 

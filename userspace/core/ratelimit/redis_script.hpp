@@ -1,31 +1,42 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // The Redis store's decision as one Lua script, and its pure codec: the
 // script's keys and arguments built from a decision's limits, and its reply
-// decoded back into a Decision. No I/O here: the client sends the Call by
-// EVALSHA (SCRIPT LOAD of decide_script() on NOSCRIPT) and hands the reply's
-// integers to decode_reply().
+// decoded back into a Decision. No I/O here: the client sends the calls by
+// EVALSHA (SCRIPT LOAD of decide_script() on NOSCRIPT) and hands each
+// decision's reply element to decode_reply().
 //
-// What the script does (Redis >= 5, effects replication; written for Redis 7):
+// What the script does (Redis >= 6.2 for SET KEEPTTL and PXAT, effects
+// replication; written for Redis 7):
+//  - Runs a batch of decisions, one after the other, as if each were a call
+//    of its own: a decision sees what the ones before it charged. Batching is
+//    how a client amortizes EVALSHA, TIME and the reads over concurrent
+//    requests (evalsha_command()); a batch of one is one decision.
 //  - Reads the server's clock once (TIME) and decides every limit of every
 //    key at that instant, with the arithmetic of algorithms.cpp's check()
 //    done in the same double/integer steps: first every limit is evaluated
 //    without writing; only if all admit `cost` are all of them charged
 //    (MemoryStore::decide_keys semantics, including the tightest limit).
+//  - Reads every string state of the batch with one MGET and writes each
+//    charged one once, at the end; sliding logs are read and written per
+//    decision.
 //  - One Redis key per limit of each key (KEYS[i] for limit i of the
 //    flattened list). Sliding logs are sorted sets (score: admission time in
 //    Unix µs, member "<µs>:<n>", one per unit); every other algorithm keeps
 //    a string of little-endian IEEE doubles (Lua's struct.pack "<d..."):
-//      token bucket   a_s a_ns tokens        GCRA            a_s a_ns
-//      sliding window a_s a_ns current previous
-//      fixed window   a_s a_ns current       calendar window a_s a_ns current end_s end_ns
+//      token bucket   a_s a_ns tokens x      GCRA            a_s a_ns x
+//      sliding window a_s a_ns current previous x
+//      fixed window   a_s a_ns current x     calendar window a_s a_ns current end_s end_ns x
 //    (a: last refill / TAT / window start, end: calendar window end, as Unix
-//    seconds + nanoseconds so no time passes through a double above 2^53).
-//    A string of any other length is taken for a fresh key.
-//  - Every written key gets a TTL (PX / PEXPIRE) of the time after which its
-//    state is indistinguishable from a fresh key, rounded up to ms, plus
-//    kTtlMarginMs: token bucket until full, GCRA until TAT, sliding log until
-//    its newest entry + period, sliding window until its window start + 2
-//    periods, fixed window until the window's end. A refused decision writes
+//    seconds + nanoseconds so no time passes through a double above 2^53;
+//    x: the key's expiry, Unix seconds). A state without x (script v2) is
+//    read too; a string of any other length is taken for a fresh key.
+//  - Every written key expires once its state is indistinguishable from a
+//    fresh key's (token bucket full, GCRA at its TAT, sliding window at its
+//    start + 2 periods, fixed window at its end), plus 1 to 2 s: a string
+//    state at x, the first whole second at least 1 s after that (never
+//    earlier than x was), so that most charges keep the TTL (SET KEEPTTL;
+//    SET PXAT when x moves); a sliding log (PEXPIRE) kTtlMarginMs after its
+//    newest entry + period, rounded up to ms. A refused decision writes
 //    nothing (and so refreshes no TTL).
 //  - Calendar fixed windows (minute/hour/day, possibly in a time zone) are
 //    computed by the caller (calendar_window() on its own clock) and passed
@@ -38,22 +49,26 @@
 //    (`unix_ns_for_calendars`), so it is never 0 while the caller still is
 //    inside the window.
 //
-// Reply (kReplySize integers, in this order):
-//   0 allowed (0/1)           1 tightest, index in the flattened limits
-//   2 tightest_group          3 tightest_index (within its group)
-//   4 limit                   5 remaining
-//   6 reset_ns                7 retry_after_ns
-//   8 server time, Unix seconds   9 server time, microseconds in that second
-// Durations are ns, exact below 2^53 ns (104 days); 9.2e18 and above means
-// "never" (decoded as INT64_MAX, what check() saturates to). The server's
-// time is sent in two parts because Lua numbers are doubles.
+// Reply: an array with one element per decision, in order: kReplySize
+// numbers packed as little-endian doubles (struct.pack: cheaper in Redis than
+// an array of integers), or an error (a number of that decision out of
+// range; the others are decided). A malformed layout is one error for the
+// whole call, before anything is read. Per decision, in this order:
+//   0 allowed (0/1)           1 tightest, index in the decision's limits
+//   2 limit                   3 remaining
+//   4 reset_ns                5 retry_after_ns
+//   6 server time, Unix seconds   7 server time, microseconds in that second
+// Durations are ns, exact below 2^53 ns (104 days); 9.2e18 means "never"
+// (decoded as INT64_MAX, what check() saturates to).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/ratelimit/decision.hpp"
@@ -63,9 +78,10 @@ namespace rlgate::ratelimit::redis {
 
 using KeyedLimits = MemoryStore::KeyedLimits;
 
-inline constexpr std::int64_t kTtlMarginMs = 1000;  // added to every key's TTL
-inline constexpr std::size_t kReplySize = 10;
-inline constexpr std::size_t kArgsPerLimit = 8;     // ARGV per limit, after the 2 leading ones
+inline constexpr std::int64_t kTtlMarginMs = 1000;  // a key lives at least this long after its state turns fresh
+inline constexpr std::size_t kReplySize = 8;
+inline constexpr std::size_t kArgsPerDecision = 4;  // a decision's header in ARGV
+inline constexpr std::size_t kArgsPerLimit = 6;     // ARGV per distinct limit
 
 // The Lua source (static storage).
 std::string_view decide_script();
@@ -82,9 +98,14 @@ std::string script_sha1();
 //    is refused by Redis Cluster (CROSSSLOT); fine on a standalone Redis.
 enum class Tagging { first_key, per_key };
 
+using LimitArgs = std::array<std::string, kArgsPerLimit>;
+
+// One decision's part of a call (see evalsha_command for the whole).
 struct Call {
-    std::vector<std::string> keys;  // KEYS: one per limit, flattened in decision order
-    std::vector<std::string> args;  // ARGV
+    std::vector<std::string> keys;    // one per limit, flattened in decision order
+    std::vector<std::string> header;  // kArgsPerDecision: limits, cost, unix_ns_for_calendars, dry (1/0)
+    std::vector<LimitArgs> limits;    // per limit, as in `keys`
+    std::vector<std::pair<std::size_t, std::size_t>> positions;  // per limit: its group, its index in the group
 };
 
 // Key of limit j of key K (j: index within K's limits):
@@ -99,27 +120,37 @@ struct Call {
 //   fcal2:<limit>:<minute|hour|day>:<zone name, or UTC>
 // (the 2: the packed state of script v2; v1 kept decimal text under the names
 // without it, which v2 thus never reads. Sliding logs did not change.)
-// ARGV: [1] cost, [2] unix_ns_for_calendars (decimal ns, clamped at 0), then
-// per limit kArgsPerLimit: algorithm code (1 token bucket, 2 GCRA, 3 sliding
-// log, 4 sliding window, 5 fixed window, 6 calendar fixed window), limit,
-// period_ns, capacity (burst, or limit when burst is 0), window start and
-// end (Unix ns, calendar only, else 0), group, index within the group.
+// ARGV: [1] the number of distinct limits of the batch, each as
+// kArgsPerLimit: algorithm code (1 token bucket, 2 GCRA, 3 sliding log, 4
+// sliding window, 5 fixed window, 6 calendar fixed window), limit, period_ns,
+// capacity (burst, or limit when burst is 0), window start and end (Unix ns,
+// calendar only, else 0). Then the number of decisions, each as a header of
+// kArgsPerDecision (limits n, cost, unix_ns_for_calendars: decimal ns clamped
+// at 0, dry: 1/0) and n limit numbers (1-based, into the distinct limits), one
+// per key of the decision, in KEYS order. A batch thus parses each distinct
+// limit once, however many decisions share it.
 // Numbers are decimal integers; the script reads them by Lua's arithmetic
-// coercion, so a non-numeric one fails as a Lua error, a negative or fractional
-// one as "ERR rlgate: bad ..."; [2] is read only for a calendar window.
-// `dry_run` appends one last ARGV, "dry": the script judges and replies as
-// usual but writes nothing (Redis Cluster: a decision whose keys live in
-// several slots is judged in each slot first, then charged in each).
+// coercion, so a non-numeric one fails as a Lua error (the whole call), a
+// negative or fractional one as "ERR rlgate: bad ..." (the decisions using
+// it); the caller's time is read only for a calendar window.
+// `dry_run`: the script judges and replies as usual but writes nothing for
+// that decision (Redis Cluster: a decision whose keys live in several slots
+// is judged in each slot first, then charged in each).
 // 32 hex digits (two SipHash-1-3 of `key`): how a key appears in Redis key names.
 std::string key_digest(std::string_view key);
 
 Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::string_view key_prefix,
                 std::int64_t unix_ns_for_calendars, Tagging tagging = Tagging::first_key, bool dry_run = false);
 
-// The script's reply as a Decision; nullopt (and *error, if given) when it is
+// The command running `decisions` (parts made by build_call) in one call, in
+// order: EVALSHA sha numkeys KEYS... ARGV... as above.
+std::vector<std::string> evalsha_command(std::string_view sha, std::span<const Call> decisions);
+
+// The reply element of the decision `call` as a Decision (its tightest group
+// and index from `call.positions`); nullopt (and *error, if given) when it is
 // not a well-formed reply. `server_time_ns`, if given, receives the server's
 // clock used for the decision (Unix ns).
-std::optional<Decision> decode_reply(std::span<const long long> values, std::string* error,
+std::optional<Decision> decode_reply(const Call& call, std::string_view packed, std::string* error,
                                      std::int64_t* server_time_ns = nullptr);
 
 }  // namespace rlgate::ratelimit::redis

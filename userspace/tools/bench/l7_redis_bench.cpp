@@ -60,6 +60,7 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
     settings.timeout_ns = 1'000'000'000;
     settings.on_failure = l7::RedisFailure::closed;
     settings.lease_size = o.lease;
+    settings.batch = o.batch;
 
     asio::io_context io(1);
     l7::RedisStore store(io, settings, 1024);

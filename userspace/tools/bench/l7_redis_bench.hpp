@@ -13,6 +13,7 @@ struct L7RedisBenchOptions {
     unsigned connections = 2;        // to Redis
     double seconds = 5.0;            // per scenario
     unsigned lease = 0;              // store.redis.lease_size (0: off)
+    unsigned batch = 32;             // store.redis.batch (1: one decision per EVALSHA)
     bool json = false;
 };
 

@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
     l7r_cmd->add_option("--seconds", l7r.seconds, "per scenario")->check(CLI::Range(0.1, 120.0));
     l7r_cmd->add_option("--lease", l7r.lease, "token leasing: decisions charged per Redis call for hot callers (0: off)")
         ->check(CLI::Range(0U, 10'000U));
+    l7r_cmd->add_option("--batch", l7r.batch, "decisions per EVALSHA at most while Redis is busy (1: one each)")
+        ->check(CLI::Range(1U, 256U));
     l7r_cmd->add_flag("--json", l7r.json, "print JSON");
 
     CLI11_PARSE(app, argc, argv);
