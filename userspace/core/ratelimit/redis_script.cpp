@@ -118,11 +118,17 @@ end
 -- Window starts (length P, aligned on Unix 0) by limit number, computed once per call.
 local W_start = {}
 
+-- The small numbers of the headers repeat across a batch (limits "1", cost
+-- "1", limit number "1"): each distinct string is coerced once.
+local NUM = {}
+
 -- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..]. The
 -- caller's time in the header is read only if a calendar window needs it.
 local function decide(ko, ao)
-  local n = ARGV[ao] + 0
-  local cost = ARGV[ao + 1] + 0
+  local a1, a2 = ARGV[ao], ARGV[ao + 1]
+  local n, cost = NUM[a1], NUM[a2]
+  if not n then n = a1 + 0 NUM[a1] = n end
+  if not cost then cost = a2 + 0 NUM[a2] = cost end
   if cost < 0 or cost % 1 ~= 0 then return {err = 'ERR rlgate: bad cost'} end
   local dry = ARGV[ao + 3] == '1'  -- judge only, write nothing
   if n == 0 then return struct.pack('<dddddddd', 1, 0, 0, 0, 0, 0, now_s, now_us) end
@@ -134,7 +140,9 @@ local function decide(ko, ao)
   local bi, b_allowed, b_limit, b_rem, b_reset, b_retry
   local i = 1
   while true do
-    local s = ARGV[ao + 3 + i] + 0
+    local a3 = ARGV[ao + 3 + i]
+    local s = NUM[a3]
+    if not s then s = a3 + 0 NUM[a3] = s end
     local algo = S_algo[s]
     if not algo or S_bad[s] then return {err = 'ERR rlgate: bad limit ' .. i} end
     local L, P, C, L1 = S_L[s], S_P[s], S_C[s], S_L1[s]
