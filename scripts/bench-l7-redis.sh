@@ -3,19 +3,22 @@
 # rlgate-l7's Redis store against the npm rate-limiter-flexible (RateLimiterRedis
 # + ioredis), side by side on one redis-server started here on loopback:
 # decisions/s, Redis commands/s and commands per decision, for random keys far
-# under their limit and for one hot key far over it.
-#   scripts/bench-l7-redis.sh [BUILD_DIR] [--seconds N] [--concurrency N]
+# under their limit and for one hot key far over it. Both run ROUNDS times,
+# interleaved (ours, ours with leasing, theirs, again...), and the table shows
+# each one's median: on a shared 2-core host one run moves by 20 % or more.
+#   scripts/bench-l7-redis.sh [BUILD_DIR] [--seconds N] [--concurrency N] [--rounds N]
 # Needs redis-server, redis-cli, node and npm (the npm packages go to
 # BUILD_DIR/bench-node, not into the repository).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 build=build/default
-seconds=5 concurrency=64 keys=10000
+seconds=5 concurrency=64 keys=10000 rounds=3
 while (($#)); do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --keys) keys=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     -*) echo "unknown option $1" >&2; exit 2 ;;
     *) build=$1; shift ;;
   esac
@@ -42,34 +45,58 @@ trap 'kill $redis_pid 2>/dev/null; wait $redis_pid 2>/dev/null; rm -rf "$dir"' E
 for _ in $(seq 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.05; done
 commands() { redis-cli -p "$port" INFO stats | tr -d '\r' | sed -n 's/^total_commands_processed://p'; }
 
-ours=$("$bench" l7redis --redis "127.0.0.1:$port" --seconds "$seconds" --concurrency "$concurrency" --keys "$keys" --json)
-redis-cli -p "$port" FLUSHALL >/dev/null
-# The same with token leasing (store.redis.lease_size 10): not exact per decision, see docs/l7.md.
-leased=$("$bench" l7redis --redis "127.0.0.1:$port" --seconds "$seconds" --concurrency "$concurrency" --keys "$keys" \
-  --lease 10 --json)
-redis-cli -p "$port" FLUSHALL >/dev/null
-# rate-limiter-flexible, once per scenario so that Redis's own command count splits.
-before=$(commands)
-theirs=$(NODE_PATH="$PWD/$node_dir/node_modules" node scripts/bench/rate-limiter-flexible.js "$port" "$seconds" \
-  "$concurrency" "$keys")
-after=$(commands)
+ours=() leased=() theirs=() counted=()
+for ((round = 1; round <= rounds; round++)); do
+  ours+=("$("$bench" l7redis --redis "127.0.0.1:$port" --seconds "$seconds" --concurrency "$concurrency" --keys "$keys" --json)")
+  redis-cli -p "$port" FLUSHALL >/dev/null
+  # The same with token leasing (store.redis.lease_size 10): not exact per decision, see docs/l7.md.
+  leased+=("$("$bench" l7redis --redis "127.0.0.1:$port" --seconds "$seconds" --concurrency "$concurrency" --keys "$keys" \
+    --lease 10 --json)")
+  redis-cli -p "$port" FLUSHALL >/dev/null
+  # rate-limiter-flexible: Redis's own command count around it splits its commands per decision.
+  before=$(commands)
+  theirs+=("$(NODE_PATH="$PWD/$node_dir/node_modules" node scripts/bench/rate-limiter-flexible.js "$port" "$seconds" \
+    "$concurrency" "$keys")")
+  after=$(commands)
+  counted+=("$((after - before - 1))")
+  redis-cli -p "$port" FLUSHALL >/dev/null
+done
 
-python3 - "$ours" "$theirs" "$before" "$after" "$rlf_version" "$(redis-server --version | awk '{print $3}')" "$leased" <<'PY'
-import json, sys
-ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-before, after, version, redis = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-for r in json.loads(sys.argv[7])["results"]:
-    ours["results"].append(dict(r, name=r["name"], label=r["name"] + " lease10"))
-t = {r["name"]: r for r in theirs["results"]}
-total_theirs = sum(r["decisions"] for r in theirs["results"])
-print(f"redis {redis}, concurrency {ours['concurrency']}, rate-limiter-flexible {version}")
+python3 - "$rlf_version" "$(redis-server --version | awk '{print $3}')" "$rounds" "${ours[@]}" "${leased[@]}" \
+  "${theirs[@]}" "${counted[@]}" <<'PY'
+import json, statistics, sys
+version, redis, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs = sys.argv[4:]
+ours, leased, theirs = (
+    [json.loads(x) for x in runs[i * rounds:(i + 1) * rounds]] for i in range(3))
+counted = [int(x) for x in runs[3 * rounds:]]
+
+def by_name(results, label_suffix=""):
+    out = {}
+    for run in results:
+        for r in run["results"]:
+            out.setdefault(r["name"] + label_suffix, []).append(r)
+    return out
+
+mine = by_name(ours)
+mine.update(by_name(leased, " lease10"))
+rlf = by_name(theirs)
+median = statistics.median
+print(f"redis {redis}, concurrency {ours[0]['concurrency']}, rate-limiter-flexible {version}, "
+      f"median of {rounds} interleaved rounds")
 print(f"{'scenario':<28} {'rlgate dec/s':>13} {'rlf dec/s':>11} {'ratio':>7} {'rlgate trips/dec':>17} "
-      f"{'rlgate cmds/dec':>16} {'rlgate cmds/s':>14}")
-for r in ours["results"]:
-    o = t[r["name"]]
-    rlf = o["decisions"] / o["seconds"]
-    print(f"{r.get('label', r['name']):<28} {r['decisions_per_sec']:>13.0f} {rlf:>11.0f} {r['decisions_per_sec'] / rlf:>6.2f}x "
-          f"{r['round_trips_per_decision']:>17.3f} {r['redis_commands_per_decision']:>16.3f} {r['redis_commands_per_sec']:>14.0f}")
+      f"{'rlgate cmds/dec':>16} {'rlgate cmds/s':>14}  rlgate runs / rlf runs")
+for label, rs in mine.items():
+    name = rs[0]["name"]
+    o = median(r["decisions_per_sec"] for r in rs)
+    t_runs = [r["decisions"] / r["seconds"] for r in rlf[name]]
+    t = median(t_runs)
+    print(f"{label:<28} {o:>13.0f} {t:>11.0f} {o / t:>6.2f}x "
+          f"{median(r['round_trips_per_decision'] for r in rs):>17.3f} "
+          f"{median(r['redis_commands_per_decision'] for r in rs):>16.3f} "
+          f"{median(r['redis_commands_per_sec'] for r in rs):>14.0f}  "
+          + " ".join("%.0f" % r["decisions_per_sec"] for r in rs) + " / " + " ".join("%.0f" % x for x in t_runs))
 print("cmds: Redis's total_commands_processed, which counts the commands inside scripts too")
-print(f"rate-limiter-flexible: {(after - before - 1) / max(total_theirs, 1):.3f} Redis commands per decision over both scenarios")
+total = sum(r["decisions"] for run in theirs for r in run["results"])
+print(f"rate-limiter-flexible: {sum(counted) / max(total, 1):.3f} Redis commands per decision over both scenarios")
 PY

@@ -7,6 +7,8 @@
 #include <random>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -23,6 +25,14 @@ namespace rlgate::bench {
 namespace asio = boost::asio;
 
 namespace {
+
+// CPU time this process has used (user + system), µs.
+double cpu_us() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e6 +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -46,6 +56,7 @@ struct Scenario {
     std::string name;
     double seconds = 0;
     std::uint64_t decisions = 0, allowed = 0, redis_commands = 0, round_trips = 0;
+    double client_cpu_us = 0;  // this process: the store, its client and the load loop
 };
 
 }  // namespace
@@ -80,6 +91,7 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
         Scenario s{.name = std::move(name)};
         const auto commands_before = co_await commands_processed(probe);
         const auto calls_before = store.stats().client.calls;
+        const double cpu_before = cpu_us();
         const auto start = now_ns();
         const auto end = start + static_cast<std::int64_t>(o.seconds * 1e9);
         std::atomic<unsigned> running{o.concurrency};
@@ -109,6 +121,7 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
             co_await tick.async_wait(asio::use_awaitable);
         }
         s.seconds = static_cast<double>(now_ns() - start) / 1e9;
+        s.client_cpu_us = cpu_us() - cpu_before;
         const auto commands_after = co_await commands_processed(probe);
         s.redis_commands = commands_after - commands_before - 1;  // minus our own INFO
         s.round_trips = store.stats().client.calls - calls_before;
@@ -148,18 +161,21 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
                            {"round_trips_per_decision",
                             s.decisions ? static_cast<double>(s.round_trips) / static_cast<double>(s.decisions) : 0.0},
                            {"redis_commands_per_decision",
-                            s.decisions ? static_cast<double>(s.redis_commands) / static_cast<double>(s.decisions) : 0.0}});
+                            s.decisions ? static_cast<double>(s.redis_commands) / static_cast<double>(s.decisions) : 0.0},
+                           {"client_cpu_us_per_decision",
+                            s.decisions ? s.client_cpu_us / static_cast<double>(s.decisions) : 0.0}});
         std::printf("%s\n", nlohmann::json{{"concurrency", o.concurrency}, {"results", out}}.dump().c_str());
         return 0;
     }
     // Redis counts the commands a script runs (TIME, GET, SET ...) besides the EVALSHA itself.
-    std::printf("%-20s %14s %10s %16s %14s %14s\n", "scenario", "decisions/s", "allowed", "redis cmds/s", "cmds/decision",
-                "trips/decision");
+    std::printf("%-20s %14s %10s %16s %14s %14s %14s\n", "scenario", "decisions/s", "allowed", "redis cmds/s",
+                "cmds/decision", "trips/decision", "client cpu us");
     for (const auto& s : results) {
         const double n = s.decisions ? static_cast<double>(s.decisions) : 1.0;
-        std::printf("%-20s %14.0f %10llu %16.0f %14.3f %14.3f\n", s.name.c_str(), static_cast<double>(s.decisions) / s.seconds,
-                    static_cast<unsigned long long>(s.allowed), static_cast<double>(s.redis_commands) / s.seconds,
-                    static_cast<double>(s.redis_commands) / n, static_cast<double>(s.round_trips) / n);
+        std::printf("%-20s %14.0f %10llu %16.0f %14.3f %14.3f %14.2f\n", s.name.c_str(),
+                    static_cast<double>(s.decisions) / s.seconds, static_cast<unsigned long long>(s.allowed),
+                    static_cast<double>(s.redis_commands) / s.seconds, static_cast<double>(s.redis_commands) / n,
+                    static_cast<double>(s.round_trips) / n, s.client_cpu_us / n);
     }
     return 0;
 }
