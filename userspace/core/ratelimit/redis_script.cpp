@@ -9,7 +9,8 @@
 #include <cmath>
 #include <array>
 #include <limits>
-#include <unordered_map>
+#include <charconv>
+#include <map>
 
 namespace rlgate::ratelimit::redis {
 namespace {
@@ -506,21 +507,34 @@ constexpr std::uint64_t fnv1a64(std::string_view s) {
     return h;
 }
 
-std::string hex16(std::uint64_t v) {
+void append_hex16(std::string& out, std::uint64_t v) {
     static constexpr char kHex[] = "0123456789abcdef";
-    std::string out(16, '0');
+    char buf[16];
     for (int i = 15; i >= 0; --i, v >>= 4)
-        out[static_cast<std::size_t>(i)] = kHex[v & 0xf];
-    return out;
+        buf[i] = kHex[v & 0xf];
+    out.append(buf, sizeof(buf));
+}
+
+void append_key_digest(std::string& out, std::string_view key) {
+    // Fixed keys: the point is not secrecy of the hash but that API keys and
+    // user names never appear in Redis (its dumps, MONITOR, replicas).
+    append_hex16(out, siphash13(key, 0x726c676174652d6bULL, 0x6579732d76310000ULL));
+    append_hex16(out, siphash13(key, 0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL));
+}
+
+void append_number(std::string& out, std::uint64_t v) {
+    char buf[24];
+    const auto end = std::to_chars(buf, buf + sizeof(buf), v).ptr;
+    out.append(buf, end);
 }
 
 }  // namespace
 
 std::string key_digest(std::string_view key) {
-    // Fixed keys: the point is not secrecy of the hash but that API keys and
-    // user names never appear in Redis (its dumps, MONITOR, replicas).
-    return hex16(siphash13(key, 0x726c676174652d6bULL, 0x6579732d76310000ULL)) +
-           hex16(siphash13(key, 0x9e3779b97f4a7c15ULL, 0xc2b2ae3d27d4eb4fULL));
+    std::string out;
+    out.reserve(32);
+    append_key_digest(out, key);
+    return out;
 }
 
 namespace {
@@ -536,22 +550,33 @@ int algorithm_code(const LimitSpec& s) {
     return 2;
 }
 
-std::string shape(const LimitSpec& s) {
+void append_shape(std::string& out, const LimitSpec& s) {
     const std::uint64_t capacity = s.burst ? s.burst : s.limit;
-    const std::string rate = std::to_string(s.limit) + ":" + std::to_string(s.period_ns);
+    auto rate = [&](const char* name, bool with_capacity) {
+        out.append(name);
+        append_number(out, s.limit);
+        out.push_back(':');
+        append_number(out, s.period_ns);
+        if (with_capacity) {
+            out.push_back(':');
+            append_number(out, capacity);
+        }
+    };
     switch (s.algorithm) {
-    case Algorithm::token_bucket: return "tb2:" + rate + ":" + std::to_string(capacity);
-    case Algorithm::gcra: return "gcra2:" + rate + ":" + std::to_string(capacity);
-    case Algorithm::sliding_log: return "slog:" + rate;
-    case Algorithm::sliding_window: return "swin2:" + rate;
+    case Algorithm::token_bucket: return rate("tb2:", true);
+    case Algorithm::gcra: return rate("gcra2:", true);
+    case Algorithm::sliding_log: return rate("slog:", false);
+    case Algorithm::sliding_window: return rate("swin2:", false);
     case Algorithm::fixed_window: break;
     }
     if (s.calendar == Calendar::none)
-        return "fwin2:" + rate;
+        return rate("fwin2:", false);
     std::string zone = s.zone ? s.zone->name() : "UTC";
     std::replace(zone.begin(), zone.end(), '|', '_');  // '|' separates the name's parts
     const char* unit = s.calendar == Calendar::minute ? "minute" : s.calendar == Calendar::hour ? "hour" : "day";
-    return "fcal2:" + std::to_string(s.limit) + ":" + unit + ":" + zone;
+    out.append("fcal2:");
+    append_number(out, s.limit);
+    out.append(":").append(unit).append(":").append(zone);
 }
 
 std::string unix_ns_arg(std::int64_t ns) { return std::to_string(std::max<std::int64_t>(0, ns)); }
@@ -587,17 +612,24 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
     call.limits.reserve(limits);
     call.positions.reserve(limits);
     call.header = {std::to_string(limits), std::to_string(cost), unix_ns_arg(unix_ns_for_calendars), dry_run ? "1" : "0"};
-    const std::string first_tag = keyed.empty() ? std::string() : hex16(fnv1a64(keyed.front().key));
+    const std::uint64_t first_tag = keyed.empty() ? 0 : fnv1a64(keyed.front().key);
     for (std::size_t g = 0; g < keyed.size(); ++g) {
         const auto& k = keyed[g];
-        const std::string tag = tagging == Tagging::first_key ? first_tag : hex16(fnv1a64(k.key));
-        const std::string digest = key_digest(k.key);
+        std::string base;  // <prefix>{<tag>}<digest>|
+        base.reserve(key_prefix.size() + 2 + 16 + 32 + 1);
+        base.append(key_prefix).push_back('{');
+        append_hex16(base, tagging == Tagging::first_key ? first_tag : fnv1a64(k.key));
+        base.push_back('}');
+        append_key_digest(base, k.key);
+        base.push_back('|');
         for (std::size_t j = 0; j < k.specs.size(); ++j) {
             const LimitSpec& s = k.specs[j];
             std::string name;
-            name.reserve(key_prefix.size() + tag.size() + digest.size() + 48);
-            name.append(key_prefix).append("{").append(tag).append("}").append(digest);
-            name.append("|").append(std::to_string(j)).append("|").append(shape(s));
+            name.reserve(base.size() + 48);
+            name.append(base);
+            append_number(name, j);
+            name.push_back('|');
+            append_shape(name, s);
             call.keys.push_back(std::move(name));
 
             std::string start = "0", end = "0";
@@ -616,26 +648,22 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
 
 std::vector<std::string> evalsha_command(std::string_view sha, std::span<const Call> decisions) {
     // Each distinct limit once; a decision names its limits by number (1-based).
-    std::unordered_map<std::string, std::size_t> numbers;
+    std::map<const LimitArgs*, std::size_t, decltype([](const LimitArgs* a, const LimitArgs* b) { return *a < *b; })>
+        numbers;
     std::vector<const LimitArgs*> distinct;
-    std::vector<std::vector<std::size_t>> refs(decisions.size());
-    std::size_t keys = 0, refs_total = 0;
-    std::string text;
-    for (std::size_t d = 0; d < decisions.size(); ++d) {
-        keys += decisions[d].keys.size();
-        for (const auto& limit : decisions[d].limits) {
-            text.clear();
-            for (const auto& a : limit)
-                text.append(a).push_back(' ');
-            const auto [it, fresh] = numbers.try_emplace(text, distinct.size() + 1);
+    std::vector<std::size_t> refs;  // every decision's, in order
+    std::size_t keys = 0;
+    for (const auto& d : decisions) {
+        keys += d.keys.size();
+        for (const auto& limit : d.limits) {
+            const auto [it, fresh] = numbers.try_emplace(&limit, distinct.size() + 1);
             if (fresh)
                 distinct.push_back(&limit);
-            refs[d].push_back(it->second);
-            ++refs_total;
+            refs.push_back(it->second);
         }
     }
     std::vector<std::string> command;
-    command.reserve(5 + keys + distinct.size() * kArgsPerLimit + decisions.size() * kArgsPerDecision + refs_total);
+    command.reserve(5 + keys + distinct.size() * kArgsPerLimit + decisions.size() * kArgsPerDecision + refs.size());
     command.emplace_back("EVALSHA");
     command.emplace_back(sha);
     command.push_back(std::to_string(keys));
@@ -645,10 +673,11 @@ std::vector<std::string> evalsha_command(std::string_view sha, std::span<const C
     for (const auto* limit : distinct)
         command.insert(command.end(), limit->begin(), limit->end());
     command.push_back(std::to_string(decisions.size()));
-    for (std::size_t d = 0; d < decisions.size(); ++d) {
-        command.insert(command.end(), decisions[d].header.begin(), decisions[d].header.end());
-        for (const auto n : refs[d])
-            command.push_back(std::to_string(n));
+    std::size_t next = 0;
+    for (const auto& d : decisions) {
+        command.insert(command.end(), d.header.begin(), d.header.end());
+        for (std::size_t i = 0; i < d.limits.size(); ++i)
+            command.push_back(std::to_string(refs[next++]));
     }
     return command;
 }
