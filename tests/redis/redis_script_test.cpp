@@ -82,7 +82,8 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     const std::array keyed = {KeyedLimits{"free|k:abc", a}, KeyedLimits{"global", b}};
     const Call call = build_call(keyed, 3, "rl:", 0);
     ASSERT_EQ(call.keys.size(), 3U);
-    ASSERT_EQ(call.header.size(), kArgsPerDecision);
+    EXPECT_EQ(call.cost, 3U);
+    EXPECT_FALSE(call.dry_run);
     ASSERT_EQ(call.limits.size(), 3U);
     EXPECT_EQ(call.positions, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 0}, {0, 1}, {1, 0}}));
     const std::string tag = call.keys[0].substr(0, call.keys[0].find('}') + 1);
@@ -97,10 +98,9 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
         EXPECT_EQ(k.find("k:abc"), std::string::npos) << "the API key itself never reaches Redis";
     EXPECT_EQ(key_digest("free|k:abc").size(), 32U);
     EXPECT_NE(key_digest("free|k:abc"), key_digest("free|k:abd"));
-    // Header: limits, cost, calendar clock, dry; per limit: code, limit, period, capacity, window.
-    EXPECT_EQ(call.header, (std::vector<std::string>{"3", "3", "0", "0"}));
-    EXPECT_EQ(build_call(keyed, 3, "rl:", 0, Tagging::first_key, true).header[3], "1");
-    EXPECT_EQ(call.limits[2], (LimitArgs{"1", "5", "1000000000", "5", "0", "0"}));
+    // Per limit: code, limit, period, capacity, calendar window and clock.
+    EXPECT_TRUE(build_call(keyed, 3, "rl:", 0, Tagging::first_key, true).dry_run);
+    EXPECT_EQ(call.limits[2], (LimitArgs{"1", "5", "1000000000", "5", "0", "0", "0"}));
 
     // Each key its own tag: the "global" key then is the same in every decision.
     const Call per_key = build_call(keyed, 1, "rl:", 0, Tagging::per_key);
@@ -115,7 +115,8 @@ TEST(RedisCodec, ABatchSendsEachDistinctLimitOnceAndDecisionsByNumber) {
     const std::vector<LimitSpec> b = {spec(Algorithm::token_bucket, 5, kSec)};
     const std::array first = {KeyedLimits{"x", a}};
     const std::array second = {KeyedLimits{"y", b}};
-    const std::array calls = {build_call(first, 1, "p:", 0), build_call(second, 2, "p:", 0), build_call(first, 1, "p:", 0)};
+    const std::array calls = {build_call(first, 1, "p:", 0), build_call(second, 2, "p:", 0),
+                              build_call(first, 1, "p:", 0, Tagging::first_key, true)};
     const auto cmd = evalsha_command("0123abcd", calls);
     std::vector<std::string> expected = {"EVALSHA", "0123abcd", "5"};
     for (const auto& c : calls)
@@ -125,12 +126,9 @@ TEST(RedisCodec, ABatchSendsEachDistinctLimitOnceAndDecisionsByNumber) {
         for (const auto& l : *limits)
             expected.insert(expected.end(), l.begin(), l.end());
     expected.emplace_back("3");  // decisions
-    for (const auto& [c, refs] : {std::pair{&calls[0], std::vector<std::string>{"1", "2"}},
-                                  std::pair{&calls[1], std::vector<std::string>{"3"}},
-                                  std::pair{&calls[2], std::vector<std::string>{"1", "2"}}}) {
-        expected.insert(expected.end(), c->header.begin(), c->header.end());
-        expected.insert(expected.end(), refs.begin(), refs.end());
-    }
+    // Per decision: its limits (-limits - 1 for a dry run), its cost, its limits' numbers.
+    for (const auto& part : {"2", "1", "1", "2", "1", "2", "3", "-3", "1", "1", "2"})
+        expected.emplace_back(part);
     EXPECT_EQ(cmd, expected);
 }
 
@@ -161,13 +159,13 @@ TEST(RedisCodec, CalendarWindowsComeFromTheCallersClockAndZone) {
     const std::vector<LimitSpec> v = {calendar_spec(Calendar::minute, 7), calendar_spec(Calendar::day, 9, berlin)};
     const std::array keyed = {KeyedLimits{"k", v}};
     const Call call = build_call(keyed, 1, "", t);
-    EXPECT_EQ(call.header[2], std::to_string(t));
     for (std::size_t i = 0; i < v.size(); ++i) {
         const Window w = calendar_window(v[i].calendar, t, v[i].zone.get());
         const auto& a = call.limits[i];
         EXPECT_EQ(a[0], "6");
         EXPECT_EQ(a[4], std::to_string(w.start));
         EXPECT_EQ(a[5], std::to_string(w.end));
+        EXPECT_EQ(a[6], std::to_string(t));  // the caller's clock, for the reset
     }
     EXPECT_TRUE(call.keys[0].ends_with("|0|fcal2:7:minute:UTC")) << call.keys[0];
     EXPECT_TRUE(call.keys[1].ends_with(berlin ? "|1|fcal2:9:day:Europe/Berlin" : "|1|fcal2:9:day:UTC")) << call.keys[1];
@@ -178,18 +176,22 @@ TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
     const std::vector<LimitSpec> two = {spec(Algorithm::gcra, 10, kSec), spec(Algorithm::gcra, 20, kSec)};
     const std::array keyed = {KeyedLimits{"a", two}, KeyedLimits{"b", two}};
     const Call call = build_call(keyed, 1, "p:", 0);
-    const std::vector<double> ok = {0, 3, 10, 0, 5 * kSec, 2 * kSec, 1'700'000'000, 123'456};
-    auto packed = [](const std::vector<double>& values) {  // what the script's struct.pack('<dddddddd', ...) makes
+    auto packed = [](const std::vector<double>& values) {  // what the script's struct.pack('<d...', ...) makes
         std::string out;
         for (const double v : values)
             for (std::size_t b = 0; b < sizeof(double); ++b)
                 out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(v) >> (8 * b)) & 0xff));
         return out;
     };
+    const std::vector<double> clock = {1'700'000'000, 123'456};
+    const std::vector<double> ok = {0, 3, 10, 0, 5 * kSec, 2 * kSec};
+    const std::array calls = {call, call};
     std::string error;
-    std::int64_t server = 0;
-    const auto d = decode_reply(call, packed(ok), &error, &server);
-    ASSERT_TRUE(d) << error;
+    const auto r = decode_replies(calls, packed(clock) + packed(ok) + packed({2, 2, 1, 0, 0, 0}), &error);
+    ASSERT_TRUE(r) << error;
+    EXPECT_EQ(r->server_time_ns, 1'700'000'000LL * kSec + 123'456'000LL);
+    ASSERT_TRUE(r->decisions[0]) << r->errors[0];
+    const auto& d = r->decisions[0];
     EXPECT_FALSE(d->allowed);
     EXPECT_FALSE(d->tightest.allowed);
     EXPECT_EQ(d->tightest_group, 1U);
@@ -198,20 +200,29 @@ TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
     EXPECT_EQ(d->tightest.remaining, 0U);
     EXPECT_EQ(d->tightest.reset_ns, 5 * kSec);
     EXPECT_EQ(d->tightest.retry_after_ns, 2 * kSec);
-    EXPECT_EQ(server, 1'700'000'000LL * kSec + 123'456'000LL);
+    EXPECT_FALSE(r->decisions[1]);  // refused by the script: its limit 1 is bad
+    EXPECT_EQ(r->errors[1], "redis decide: bad limit 1");
 
-    auto with = [&](std::size_t i, double v) {
-        auto r = ok;
-        r[i] = v;
-        return packed(r);
+    auto one = [&](std::size_t i, double v) {
+        auto values = ok;
+        values[i] = v;
+        return decode_replies(std::span(calls.data(), 1), packed(clock) + packed(values), &error);
     };
-    auto never = with(4, 9.2e18);
-    ASSERT_TRUE(decode_reply(call, never, nullptr));
-    EXPECT_EQ(decode_reply(call, never, nullptr)->tightest.reset_ns, std::numeric_limits<std::int64_t>::max());
-    for (const auto& bad : {std::string(), packed(ok).substr(8), with(0, 2), with(1, 4), with(3, -1), with(5, -5),
-                            with(7, 1'000'000), with(2, 0.5), with(3, 1e19), with(4, std::nan(""))}) {
+    const auto never = one(4, 9.2e18);
+    ASSERT_TRUE(never && never->decisions[0]);
+    EXPECT_EQ(never->decisions[0]->tightest.reset_ns, std::numeric_limits<std::int64_t>::max());
+    // A decision out of range is no decision; the others stand.
+    for (const auto& [i, v] : {std::pair{0, 3.0}, {1, 4.0}, {3, -1.0}, {5, -5.0}, {2, 0.5}, {3, 1e19}, {4, std::nan("")}}) {
+        const auto bad = one(static_cast<std::size_t>(i), v);
+        ASSERT_TRUE(bad) << i;
+        EXPECT_FALSE(bad->decisions[0]) << i << " " << v;
+        EXPECT_FALSE(bad->errors[0].empty()) << i;
+    }
+    // A reply not made for these calls is refused whole.
+    for (const auto& wrong : {std::string(), packed(clock) + packed(ok).substr(8), packed(clock) + packed(ok) + packed(ok),
+                              packed({1'700'000'000, 1'000'000}) + packed(ok)}) {
         error.clear();
-        EXPECT_FALSE(decode_reply(call, bad, &error));
+        EXPECT_FALSE(decode_replies(std::span(calls.data(), 1), wrong, &error));
         EXPECT_FALSE(error.empty());
     }
     EXPECT_EQ(script_sha1().size(), 40U);
@@ -440,24 +451,17 @@ protected:
     // Several decisions in one EVALSHA; a decision the script refused throws.
     static std::vector<Outcome> batch_on(redisContext* c, std::span<const Call> calls) {
         const Reply r = command(c, evalsha_command(script_sha1(), calls));
-        if (r->type != REDIS_REPLY_ARRAY)
-            throw std::runtime_error("EVALSHA: " + std::string(r->str ? r->str : "not an array"));
-        if (r->elements != calls.size())
-            throw std::runtime_error("EVALSHA: " + std::to_string(r->elements) + " replies for " +
-                                     std::to_string(calls.size()) + " decisions");
+        if (r->type != REDIS_REPLY_STRING)
+            throw std::runtime_error("EVALSHA: " + std::string(r->str ? r->str : "not a string"));
+        std::string error;
+        const auto replies = decode_replies(calls, std::string_view(r->str, r->len), &error);
+        if (!replies)
+            throw std::runtime_error(error);
         std::vector<Outcome> out;
-        for (std::size_t d = 0; d < r->elements; ++d) {
-            const redisReply* e = r->element[d];
-            if (e->type != REDIS_REPLY_STRING)
-                throw std::runtime_error("EVALSHA decision " + std::to_string(d) + ": " +
-                                         std::string(e->str ? e->str : "not a string"));
-            Outcome o;
-            std::string error;
-            auto dec = decode_reply(calls[d], std::string_view(e->str, e->len), &error, &o.server_ns);
-            if (!dec)
-                throw std::runtime_error(error);
-            o.decision = *dec;
-            out.push_back(o);
+        for (std::size_t d = 0; d < calls.size(); ++d) {
+            if (!replies->decisions[d])
+                throw std::runtime_error("EVALSHA decision " + std::to_string(d) + ": " + replies->errors[d]);
+            out.push_back(Outcome{.decision = *replies->decisions[d], .server_ns = replies->server_time_ns});
         }
         return out;
     }
@@ -515,28 +519,26 @@ TEST_F(RedisScript, ScriptLoadGivesOurShaAndBadArgumentsAreAnError) {
 TEST_F(RedisScript, ABatchAnswersEachDecisionOnItsOwn) {
     const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 5, 10 * kSec)};
     const std::array keyed = {KeyedLimits{"k", specs}};
-    Call bad = build_call(keyed, 1, "t:", 0);
-    bad.header.at(1) = "-1";  // its cost
     const std::vector<Call> calls = {build_call(keyed, 1, "t:", 0, Tagging::first_key, true), build_call(keyed, 1, "t:", 0),
-                                     bad, build_call(keyed, 1, "t:", 0)};
-    const Reply r = command(conn_.get(), evalsha_command(script_sha1(), calls));
-    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
-    ASSERT_EQ(r->elements, 4U);
+                                     build_call(keyed, 1, "t:", 0), build_call(keyed, 1, "t:", 0)};
+    auto args = evalsha_command(script_sha1(), calls);
+    args.at(args.size() - 5) = "-1";  // the third decision's cost (each decision: limits, cost, limit number)
+    const Reply r = command(conn_.get(), args);
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING) << (r->str ? r->str : "");
+    const auto replies = decode_replies(calls, std::string_view(r->str, r->len), nullptr);
+    ASSERT_TRUE(replies);
     auto remaining = [&](std::size_t i) -> long long {
-        const redisReply* e = r->element[i];
-        EXPECT_EQ(e->type, REDIS_REPLY_STRING) << i;
-        const auto d = e->type == REDIS_REPLY_STRING ? decode_reply(calls[i], std::string_view(e->str, e->len), nullptr)
-                                                     : std::nullopt;
+        const auto& d = replies->decisions.at(i);
         return d ? static_cast<long long>(d->tightest.remaining) : -1;
     };
     EXPECT_EQ(remaining(0), 4);  // judged as if charged, and not charged:
     EXPECT_EQ(remaining(1), 4);
-    ASSERT_EQ(r->element[2]->type, REDIS_REPLY_ERROR);
-    EXPECT_NE(std::string(r->element[2]->str).find("bad cost"), std::string::npos) << r->element[2]->str;
+    EXPECT_FALSE(replies->decisions[2]);
+    EXPECT_EQ(replies->errors[2], "redis decide: bad cost");
     EXPECT_EQ(remaining(3), 3);
 
     // One key more than the decisions name: refused whole, nothing charged.
-    auto args = evalsha_command(script_sha1(), std::span(calls.data(), 2));
+    args = evalsha_command(script_sha1(), std::span(calls.data(), 2));
     args.at(2) = "3";
     args.insert(args.begin() + 3, "t:extra");
     const Reply whole = command(conn_.get(), args);

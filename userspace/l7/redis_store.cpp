@@ -94,14 +94,11 @@ boost::asio::awaitable<std::vector<std::optional<ratelimit::Decision>>> RedisSto
         else
             result = loaded;
     }
-    // One element per decision: its integers, or an error for that decision alone.
     std::vector<std::optional<ratelimit::Decision>> out(decisions.size());
     const auto* reply = std::get_if<RedisReply>(&result);
-    if (reply && reply->type == RedisReply::Type::array && reply->elements.size() == decisions.size()) {
-        for (std::size_t i = 0; i < out.size(); ++i) {
-            if (reply->elements[i].type == RedisReply::Type::string)
-                out[i] = ratelimit::redis::decode_reply(decisions[i], reply->elements[i].text, nullptr);
-        }
+    if (reply && reply->type == RedisReply::Type::string) {
+        if (auto decoded = ratelimit::redis::decode_replies(decisions, reply->text, nullptr))
+            out = std::move(decoded->decisions);
     }
     co_return out;
 }

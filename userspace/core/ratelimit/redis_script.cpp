@@ -37,28 +37,28 @@ namespace {
 constexpr std::string_view kScript = R"LUA(-- rlgate decide v3: see userspace/core/ratelimit/redis_script.hpp
 -- Several decisions per call (a batch), each with its own limits, cost and
 -- dry flag, all on one reading of the server's clock: Redis pays the EVALSHA,
--- TIME and the reads (one MGET) once per batch, each distinct limit is parsed
--- once, and each key's state is written once (SET ... PX) at the end,
+-- TIME, the reads (one MGET) and the reply once per batch, each distinct
+-- limit is parsed once, and each key's state is written once at the end,
 -- whatever the number of decisions that charged it. Written for speed (Lua
 -- 5.1 runs every line of this per call): no closure or table is made per
 -- limit, every limit's arithmetic is inline in one loop (pass 1 judges, pass
--- 2 charges; one limit: both at once), C calls are few (each costs about as
--- much as 8 VM instructions), and states are packed doubles (struct),
--- cheaper to read and write than decimal text.
+-- 2 charges; one limit: both at once), C calls are few, and states are packed
+-- doubles (struct), cheaper to read and write than decimal text.
 local floor, ceil, call = math.floor, math.ceil, redis.call
 local E9, MAX = 1000000000, 9.2e18
 local nk, na = #KEYS, #ARGV
 
--- The distinct limits of the batch: ARGV[1] their number, then 6 each
--- (algorithm, limit, period, capacity, calendar window start, end). ARGV
--- numbers are read by arithmetic coercion (one strtod; tonumber takes two): a
--- non-numeric one is a Lua error (the whole call), a negative or fractional
--- one (or inf, nan: x % 1 is NaN) an rlgate error for the decisions using it.
+-- The distinct limits of the batch: ARGV[1] their number, then 7 each
+-- (algorithm, limit, period, capacity; for a calendar window its start, end
+-- and the caller's clock, Unix ns). ARGV numbers are read by arithmetic
+-- coercion (one strtod; tonumber takes two): a non-numeric one is a Lua error
+-- (the whole call), a negative or fractional one (or inf, nan: x % 1 is NaN)
+-- an rlgate error for the decisions using it.
 local S = tonumber(ARGV[1])
-if not S or S < 0 or S % 1 ~= 0 or 1 + 6 * S >= na then return redis.error_reply('ERR rlgate: bad limit count') end
+if not S or S < 0 or S % 1 ~= 0 or 1 + 7 * S >= na then return redis.error_reply('ERR rlgate: bad limit count') end
 local S_algo, S_L, S_P, S_C, S_L1, S_int, S_tol, S_bad = {}, {}, {}, {}, {}, {}, {}, {}
 for s = 1, S do
-  local o = 2 + (s - 1) * 6
+  local o = 2 + (s - 1) * 7
   local algo, L, P, C = ARGV[o] + 0, ARGV[o + 1] + 0, ARGV[o + 2] + 0, ARGV[o + 3] + 0
   if algo < 1 or algo > 6 or P < 1 or L < 0 or C < 0 or (algo % 1 + L % 1 + P % 1 + C % 1) ~= 0 then
     S_bad[s], algo = true, 0
@@ -71,20 +71,21 @@ for s = 1, S do
   end
 end
 
--- Then the number of decisions; per decision a header (limits n, cost, the
--- caller's Unix ns for calendar windows, dry 0/1) and one limit number per
--- limit, whose key is the decision's next in KEYS. The layout is checked
--- whole before anything is read or written.
-local first = 2 + 6 * S     -- ARGV index of the decision count
+-- Then the number of decisions; per decision a header of 2 (its limits n,
+-- written -n-1 for a dry run; its cost) and one limit number per limit, whose
+-- key is the decision's next in KEYS. The layout is checked whole before
+-- anything is read or written.
+local first = 2 + 7 * S     -- ARGV index of the decision count
 local D = tonumber(ARGV[first])
 if not D or D < 1 or D % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad decision count') end
 local o, k = first + 1, 0
 for d = 1, D do
   local n = ARGV[o] + 0
-  if n < 0 or n % 1 ~= 0 or o + 3 + n > na then
+  if n < 0 then n = -n - 1 end
+  if n < 0 or n % 1 ~= 0 or o + 1 + n > na then
     return redis.error_reply('ERR rlgate: bad layout at decision ' .. d)
   end
-  o, k = o + 4 + n, k + n
+  o, k = o + 2 + n, k + n
 end
 if o - 1 ~= na or k ~= nk then
   return redis.error_reply('ERR rlgate: expected ' .. (o - 1) .. ' arguments and ' .. k .. ' keys, got ' .. na .. ' and ' .. nk)
@@ -123,29 +124,92 @@ local W_start = {}
 -- "1", limit number "1"): each distinct string is coerced once.
 local NUM = {}
 
--- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..]. The
--- caller's time in the header is read only if a calendar window needs it.
+-- The common case, one GCRA limit charged for real: the general path's
+-- arithmetic for it (step for step, same results) without the bookkeeping of
+-- several limits, passes and algorithms: about half the VM instructions.
+local function gcra_one(key, s, cost)
+  local P, L1, C, interval, tolerance = S_P[s], S_L1[s], S_C[s], S_int[s], S_tol[s]
+  local raw, tat, x = state[key], NOW, nil
+  if raw then
+    local len, a_s, a_n = #raw
+    if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw)
+    elseif len == 16 then a_s, a_n = struct.unpack('<dd', raw) end
+    if a_s and a_n >= 0 and a_n < E9 then
+      local a = (a_s - now_s) * E9 + a_n
+      if a > NOW then tat = a end
+    end
+  end
+  local inc = ceil(cost * P / L1)
+  if inc >= MAX then inc = MAX end
+  local new_tat = tat + inc
+  if new_tat > MAX then new_tat = MAX end
+  local allow_at = new_tat - tolerance
+  local allowed = cost <= C and allow_at <= NOW
+  local used_until = allowed and new_tat or tat
+  local slack = tolerance - (used_until - NOW)
+  local rem = 0
+  if not (slack <= 0 or interval <= 0) then  -- floor(slack / interval), exactly
+    local q = floor(slack / interval)
+    local r = slack - q * interval
+    if r < 0 then q = q - 1 elseif r >= interval then q = q + 1 end
+    rem = q
+  end
+  local reset = used_until - NOW
+  if reset < 0 then reset = 0 end
+  local retry = 0
+  if not allowed then
+    if cost > C then retry = reset else retry = allow_at - NOW if retry < 0 then retry = 0 end end
+  end
+  if allowed then
+    local q = floor(new_tat / E9)  -- new_tat as Unix seconds + ns
+    local r = new_tat - q * E9
+    if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
+    local ttl = new_tat - NOW
+    local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2  -- as in decide()
+    if xn > now_s + 1e10 then xn = now_s + 1e10 end
+    if x and x > xn then xn = x end
+    if not x_of[key] then
+      dirty[#dirty + 1] = key
+      x_set[key] = x or false
+    end
+    state[key], x_of[key] = struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), xn
+  end
+  if not (rem >= 0) then rem = 0 elseif rem >= MAX then rem = MAX end
+  if not (reset >= 0) then reset = 0 elseif reset >= MAX then reset = MAX elseif reset % 1 ~= 0 then reset = floor(reset) end
+  if not (retry >= 0) then retry = 0 elseif retry >= MAX then retry = MAX elseif retry % 1 ~= 0 then retry = floor(retry) end
+  return struct.pack('<dddddd', allowed and 1 or 0, 0, C, rem, reset, retry)
+end
+
+-- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..].
+-- Answers its record of the reply (6 doubles; an error: 2, its code, the limit).
 local function decide(ko, ao)
   local a1, a2 = ARGV[ao], ARGV[ao + 1]
   local n, cost = NUM[a1], NUM[a2]
   if not n then n = a1 + 0 NUM[a1] = n end
   if not cost then cost = a2 + 0 NUM[a2] = cost end
-  if cost < 0 or cost % 1 ~= 0 then return {err = 'ERR rlgate: bad cost'} end
-  local dry = ARGV[ao + 3] == '1'  -- judge only, write nothing
-  if n == 0 then return struct.pack('<dddddddd', 1, 0, 0, 0, 0, 0, now_s, now_us) end
+  local dry = n < 0  -- judge only, write nothing
+  if dry then n = -n - 1 end
+  if cost < 0 or cost % 1 ~= 0 then return struct.pack('<dddddd', 2, 1, 0, 0, 0, 0) end  -- bad cost
+  if n == 0 then return struct.pack('<dddddd', 1, 0, 0, 0, 0, 0) end
+  if n == 1 and not dry then
+    local a3 = ARGV[ao + 2]
+    local s = NUM[a3]
+    if not s then s = a3 + 0 NUM[a3] = s end
+    if S_algo[s] == 2 and not S_bad[s] then return gcra_one(KEYS[ko + 1], s, cost) end
+  end
 
-  local CALLER_NOW  -- the caller's clock (calendar windows only), parsed once
   local logs        -- sliding logs of this decision, by key
+  local CALLER_NOW  -- the caller's clock, for a calendar window
   local allowed, pass2 = true, false
   local commit = n == 1 and not dry  -- one limit: judged and charged in one pass
   local bi, b_allowed, b_limit, b_rem, b_reset, b_retry
   local i = 1
   while true do
-    local a3 = ARGV[ao + 3 + i]
+    local a3 = ARGV[ao + 1 + i]
     local s = NUM[a3]
     if not s then s = a3 + 0 NUM[a3] = s end
     local algo = S_algo[s]
-    if not algo or S_bad[s] then return {err = 'ERR rlgate: bad limit ' .. i} end
+    if not algo or S_bad[s] then return struct.pack('<dddddd', 2, 2, i, 0, 0, 0) end  -- bad limit
     local L, P, C, L1 = S_L[s], S_P[s], S_C[s], S_L1[s]
     local key = KEYS[ko + i]
     local v_allowed, v_limit, v_rem, v_reset, v_retry
@@ -232,16 +296,13 @@ local function decide(ko, ao)
       local start, length, wend  -- windows
       if algo >= 4 then
         if algo == 6 then
-          -- Calendar window [start, end) from the caller.
-          if not CALLER_NOW then
-            CALLER_NOW = parse_ns(ARGV[ao + 2])
-            if not CALLER_NOW then return {err = 'ERR rlgate: bad calendar time'} end
+          -- Calendar window [start, end) and the caller's clock, from the caller.
+          local so = 2 + (s - 1) * 7
+          local ws, we, caller = parse_ns(ARGV[so + 4]), parse_ns(ARGV[so + 5]), parse_ns(ARGV[so + 6])
+          if not ws or not we or not caller or we <= ws then
+            return struct.pack('<dddddd', 2, 4, i, 0, 0, 0)  -- bad calendar window
           end
-          local so = 2 + (s - 1) * 6
-          local ws, we = parse_ns(ARGV[so + 4]), parse_ns(ARGV[so + 5])
-          if not ws or not we or we <= ws then
-            return {err = 'ERR rlgate: bad calendar window ' .. i}
-          end
+          CALLER_NOW = caller
           start, length, wend = ws, we - ws, we
         elseif W_start[s] then
           length, start = P, W_start[s]
@@ -470,15 +531,16 @@ local function decide(ko, ao)
   if not (b_rem >= 0) then b_rem = 0 elseif b_rem >= MAX then b_rem = MAX elseif b_rem % 1 ~= 0 then b_rem = floor(b_rem) end
   if not (b_reset >= 0) then b_reset = 0 elseif b_reset >= MAX then b_reset = MAX elseif b_reset % 1 ~= 0 then b_reset = floor(b_reset) end
   if not (b_retry >= 0) then b_retry = 0 elseif b_retry >= MAX then b_retry = MAX elseif b_retry % 1 ~= 0 then b_retry = floor(b_retry) end
-  return struct.pack('<dddddddd', allowed and 1 or 0, bi - 1, b_limit, b_rem, b_reset, b_retry, now_s, now_us)
+  return struct.pack('<dddddd', allowed and 1 or 0, bi - 1, b_limit, b_rem, b_reset, b_retry)
 end
 
-local replies = {}
+local replies = {struct.pack('<dd', now_s, now_us)}
 local ko, ao = 0, first + 1
 for d = 1, D do
-  local n = ARGV[ao] + 0
-  replies[d] = decide(ko, ao)
-  ko, ao = ko + n, ao + 4 + n
+  local n = NUM[ARGV[ao]] or ARGV[ao] + 0
+  if n < 0 then n = -n - 1 end
+  replies[d + 1] = decide(ko, ao)
+  ko, ao = ko + n, ao + 2 + n
 end
 local at_ms = {}  -- PXAT's argument by expiry: few distinct in a batch
 for j = 1, #dirty do
@@ -495,7 +557,7 @@ for j = 1, #dirty do
     call('SET', key, state[key], 'PXAT', at)
   end
 end
-return replies
+return table.concat(replies)
 )LUA";
 
 constexpr std::uint64_t fnv1a64(std::string_view s) {
@@ -611,7 +673,8 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
     call.keys.reserve(limits);
     call.limits.reserve(limits);
     call.positions.reserve(limits);
-    call.header = {std::to_string(limits), std::to_string(cost), unix_ns_arg(unix_ns_for_calendars), dry_run ? "1" : "0"};
+    call.cost = cost;
+    call.dry_run = dry_run;
     const std::uint64_t first_tag = keyed.empty() ? 0 : fnv1a64(keyed.front().key);
     for (std::size_t g = 0; g < keyed.size(); ++g) {
         const auto& k = keyed[g];
@@ -632,14 +695,16 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
             append_shape(name, s);
             call.keys.push_back(std::move(name));
 
-            std::string start = "0", end = "0";
+            std::string start = "0", end = "0", caller = "0";
             if (s.algorithm == Algorithm::fixed_window && s.calendar != Calendar::none) {
                 const Window w = calendar_window(s.calendar, unix_ns_for_calendars, s.zone.get());
                 start = unix_ns_arg(w.start);
                 end = unix_ns_arg(w.end);
+                caller = unix_ns_arg(unix_ns_for_calendars);
             }
             call.limits.push_back({std::to_string(algorithm_code(s)), std::to_string(s.limit), std::to_string(s.period_ns),
-                                   std::to_string(s.burst ? s.burst : s.limit), std::move(start), std::move(end)});
+                                   std::to_string(s.burst ? s.burst : s.limit), std::move(start), std::move(end),
+                                   std::move(caller)});
             call.positions.emplace_back(g, j);
         }
     }
@@ -675,65 +740,94 @@ std::vector<std::string> evalsha_command(std::string_view sha, std::span<const C
     command.push_back(std::to_string(decisions.size()));
     std::size_t next = 0;
     for (const auto& d : decisions) {
-        command.insert(command.end(), d.header.begin(), d.header.end());
+        // limits (-limits - 1: a dry run), cost
+        const auto n = static_cast<long long>(d.limits.size());
+        command.push_back(std::to_string(d.dry_run ? -n - 1 : n));
+        command.push_back(std::to_string(d.cost));
         for (std::size_t i = 0; i < d.limits.size(); ++i)
             command.push_back(std::to_string(refs[next++]));
     }
     return command;
 }
 
-std::optional<Decision> decode_reply(const Call& call, std::string_view packed, std::string* error,
-                                     std::int64_t* server_time_ns) {
-    auto fail = [&](std::string why) -> std::optional<Decision> {
+namespace {
+
+// Little-endian doubles (Lua's struct.pack "<d"), each a whole number the
+// script clamped to [0, 9.2e18]; nullopt for anything else.
+std::optional<long long> whole_number_at(std::string_view bytes, std::size_t index) {
+    std::uint64_t bits = 0;
+    for (std::size_t b = 0; b < sizeof(bits); ++b)
+        bits |= std::uint64_t{static_cast<unsigned char>(bytes[index * sizeof(double) + b])} << (8 * b);
+    const double v = std::bit_cast<double>(bits);
+    if (!(v >= 0.0 && v <= 9.2e18) || v != std::floor(v))
+        return std::nullopt;
+    return static_cast<long long>(v);
+}
+
+}  // namespace
+
+std::optional<BatchReply> decode_replies(std::span<const Call> calls, std::string_view reply, std::string* error) {
+    auto fail = [&](std::string why) -> std::optional<BatchReply> {
         if (error)
             *error = "redis decide reply: " + std::move(why);
         return std::nullopt;
     };
-    if (packed.size() != kReplySize * sizeof(double))
-        return fail("expected " + std::to_string(kReplySize * sizeof(double)) + " bytes, got " +
-                    std::to_string(packed.size()));
-    // Little-endian doubles (Lua's struct.pack "<d"), each a whole number the script clamped to [0, 9.2e18].
-    std::array<long long, kReplySize> values{};
-    for (std::size_t i = 0; i < kReplySize; ++i) {
-        std::uint64_t bits = 0;
-        for (std::size_t b = 0; b < sizeof(bits); ++b)
-            bits |= std::uint64_t{static_cast<unsigned char>(packed[i * sizeof(double) + b])} << (8 * b);
-        const double v = std::bit_cast<double>(bits);
-        if (!(v >= -1.0 && v <= 9.2e18) || v != std::floor(v))
-            return fail("value " + std::to_string(i) + " is not a whole number in range");
-        values[i] = static_cast<long long>(v);
-    }
-    if (values[0] != 0 && values[0] != 1)
-        return fail("allowed flag " + std::to_string(values[0]));
-    for (std::size_t i = 1; i < kReplySize; ++i)
-        if (values[i] < 0)
-            return fail("negative value at " + std::to_string(i));
-    if (values[7] >= 1'000'000)
-        return fail("microseconds out of range");
-    // The tightest limit, by its place among the call's limits (0 and no limits: nothing was checked).
-    const auto tightest = static_cast<std::size_t>(values[1]);
-    if (tightest >= call.positions.size() && !(tightest == 0 && call.positions.empty()))
-        return fail("tightest limit " + std::to_string(tightest) + " of " + std::to_string(call.positions.size()));
+    constexpr std::size_t kRecord = kReplySize * sizeof(double);
+    const std::size_t expected = kReplyPrefix * sizeof(double) + calls.size() * kRecord;
+    if (reply.size() != expected)
+        return fail("expected " + std::to_string(expected) + " bytes, got " + std::to_string(reply.size()));
+    const auto seconds = whole_number_at(reply, 0), micros = whole_number_at(reply, 1);
+    if (!seconds || !micros || *micros >= 1'000'000 ||
+        *seconds > std::numeric_limits<std::int64_t>::max() / 1'000'000'000LL - 1)
+        return fail("server time out of range");
+    BatchReply out;
+    out.server_time_ns = *seconds * 1'000'000'000LL + *micros * 1000;
+    out.decisions.resize(calls.size());
+    out.errors.resize(calls.size());
     constexpr long long kNever = 9'200'000'000'000'000'000LL;  // the script's saturation
     auto duration = [&](long long v) {
         return v >= kNever ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(v);
     };
-    if (values[6] > std::numeric_limits<std::int64_t>::max() / 1'000'000'000LL - 1)
-        return fail("server time out of range");
-    Decision d;
-    d.allowed = values[0] == 1;
-    if (!call.positions.empty()) {
-        d.tightest_group = call.positions[tightest].first;
-        d.tightest_index = call.positions[tightest].second;
+    for (std::size_t c = 0; c < calls.size(); ++c) {
+        const std::string_view record = reply.substr(kReplyPrefix * sizeof(double) + c * kRecord, kRecord);
+        std::array<long long, kReplySize> values{};
+        bool whole = true;
+        for (std::size_t i = 0; i < kReplySize && whole; ++i) {
+            const auto v = whole_number_at(record, i);
+            whole = v.has_value();
+            values[i] = v.value_or(0);
+        }
+        const Call& call = calls[c];
+        if (!whole) {
+            out.errors[c] = "redis decide reply: decision " + std::to_string(c) + " has a value out of range";
+            continue;
+        }
+        if (values[0] == 2) {  // the script refused this decision: values[1] says why, values[2] which limit
+            static constexpr std::array<const char*, 5> kWhy = {"?", "bad cost", "bad limit", "?", "bad calendar window"};
+            out.errors[c] = std::string("redis decide: ") + kWhy.at(values[1] >= 1 && values[1] <= 4 ? values[1] : 0) +
+                            (values[1] == 1 ? "" : " " + std::to_string(values[2]));
+            continue;
+        }
+        // The tightest limit, by its place among the call's limits (0 and no limits: nothing was checked).
+        const auto tightest = static_cast<std::size_t>(values[1]);
+        if (values[0] > 1 || (tightest >= call.positions.size() && !(tightest == 0 && call.positions.empty()))) {
+            out.errors[c] = "redis decide reply: decision " + std::to_string(c) + " is malformed";
+            continue;
+        }
+        Decision d;
+        d.allowed = values[0] == 1;
+        if (!call.positions.empty()) {
+            d.tightest_group = call.positions[tightest].first;
+            d.tightest_index = call.positions[tightest].second;
+        }
+        d.tightest.allowed = d.allowed;
+        d.tightest.limit = static_cast<std::uint64_t>(values[2]);
+        d.tightest.remaining = static_cast<std::uint64_t>(values[3]);
+        d.tightest.reset_ns = duration(values[4]);
+        d.tightest.retry_after_ns = duration(values[5]);
+        out.decisions[c] = d;
     }
-    d.tightest.allowed = d.allowed;
-    d.tightest.limit = static_cast<std::uint64_t>(values[2]);
-    d.tightest.remaining = static_cast<std::uint64_t>(values[3]);
-    d.tightest.reset_ns = duration(values[4]);
-    d.tightest.retry_after_ns = duration(values[5]);
-    if (server_time_ns)
-        *server_time_ns = static_cast<std::int64_t>(values[6]) * 1'000'000'000LL + static_cast<std::int64_t>(values[7]) * 1000;
-    return d;
+    return out;
 }
 
 }  // namespace rlgate::ratelimit::redis

@@ -49,15 +49,17 @@
 //    (`unix_ns_for_calendars`), so it is never 0 while the caller still is
 //    inside the window.
 //
-// Reply: an array with one element per decision, in order: kReplySize
-// numbers packed as little-endian doubles (struct.pack: cheaper in Redis than
-// an array of integers), or an error (a number of that decision out of
-// range; the others are decided). A malformed layout is one error for the
-// whole call, before anything is read. Per decision, in this order:
+// Reply: one string of little-endian doubles (struct.pack: far cheaper in
+// Redis than arrays of integers): kReplyPrefix for the server's clock (Unix
+// seconds, then microseconds in that second), then kReplySize per decision, in
+// order:
 //   0 allowed (0/1)           1 tightest, index in the decision's limits
 //   2 limit                   3 remaining
 //   4 reset_ns                5 retry_after_ns
-//   6 server time, Unix seconds   7 server time, microseconds in that second
+// A decision the script refuses (a number out of range: the others are
+// decided) has 2 at 0, at 1 why (1 cost, 2 limit, 4 calendar window) and at
+// 2 which limit (1-based). A malformed layout is one error reply for the
+// whole call, before anything is read.
 // Durations are ns, exact below 2^53 ns (104 days); 9.2e18 means "never"
 // (decoded as INT64_MAX, what check() saturates to).
 #pragma once
@@ -79,9 +81,10 @@ namespace rlgate::ratelimit::redis {
 using KeyedLimits = MemoryStore::KeyedLimits;
 
 inline constexpr std::int64_t kTtlMarginMs = 1000;  // a key lives at least this long after its state turns fresh
-inline constexpr std::size_t kReplySize = 8;
-inline constexpr std::size_t kArgsPerDecision = 4;  // a decision's header in ARGV
-inline constexpr std::size_t kArgsPerLimit = 6;     // ARGV per distinct limit
+inline constexpr std::size_t kReplyPrefix = 2;      // doubles: the server's clock
+inline constexpr std::size_t kReplySize = 6;        // doubles per decision
+inline constexpr std::size_t kArgsPerDecision = 2;  // a decision's header in ARGV
+inline constexpr std::size_t kArgsPerLimit = 7;     // ARGV per distinct limit
 
 // The Lua source (static storage).
 std::string_view decide_script();
@@ -103,7 +106,8 @@ using LimitArgs = std::array<std::string, kArgsPerLimit>;
 // One decision's part of a call (see evalsha_command for the whole).
 struct Call {
     std::vector<std::string> keys;    // one per limit, flattened in decision order
-    std::vector<std::string> header;  // kArgsPerDecision: limits, cost, unix_ns_for_calendars, dry (1/0)
+    std::uint64_t cost = 0;
+    bool dry_run = false;
     std::vector<LimitArgs> limits;    // per limit, as in `keys`
     std::vector<std::pair<std::size_t, std::size_t>> positions;  // per limit: its group, its index in the group
 };
@@ -123,16 +127,16 @@ struct Call {
 // ARGV: [1] the number of distinct limits of the batch, each as
 // kArgsPerLimit: algorithm code (1 token bucket, 2 GCRA, 3 sliding log, 4
 // sliding window, 5 fixed window, 6 calendar fixed window), limit, period_ns,
-// capacity (burst, or limit when burst is 0), window start and end (Unix ns,
-// calendar only, else 0). Then the number of decisions, each as a header of
-// kArgsPerDecision (limits n, cost, unix_ns_for_calendars: decimal ns clamped
-// at 0, dry: 1/0) and n limit numbers (1-based, into the distinct limits), one
-// per key of the decision, in KEYS order. A batch thus parses each distinct
-// limit once, however many decisions share it.
+// capacity (burst, or limit when burst is 0), and for a calendar window its
+// start, end and the caller's clock, `unix_ns_for_calendars` (Unix ns clamped
+// at 0; all three 0 for other algorithms). Then the number of decisions, each
+// as a header of kArgsPerDecision (limits n, or -n-1 for a dry run; cost) and
+// n limit numbers (1-based, into the distinct limits), one per key of the
+// decision, in KEYS order. A batch thus parses each distinct limit once,
+// however many decisions share it.
 // Numbers are decimal integers; the script reads them by Lua's arithmetic
 // coercion, so a non-numeric one fails as a Lua error (the whole call), a
-// negative or fractional one as "ERR rlgate: bad ..." (the decisions using
-// it); the caller's time is read only for a calendar window.
+// negative or fractional one as a refused decision (those using it).
 // `dry_run`: the script judges and replies as usual but writes nothing for
 // that decision (Redis Cluster: a decision whose keys live in several slots
 // is judged in each slot first, then charged in each).
@@ -146,11 +150,14 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
 // order: EVALSHA sha numkeys KEYS... ARGV... as above.
 std::vector<std::string> evalsha_command(std::string_view sha, std::span<const Call> decisions);
 
-// The reply element of the decision `call` as a Decision (its tightest group
-// and index from `call.positions`); nullopt (and *error, if given) when it is
-// not a well-formed reply. `server_time_ns`, if given, receives the server's
-// clock used for the decision (Unix ns).
-std::optional<Decision> decode_reply(const Call& call, std::string_view packed, std::string* error,
-                                     std::int64_t* server_time_ns = nullptr);
+// The script's reply to `calls` (in the order evalsha_command sent them):
+// each decision, or why the script refused it; nullopt (and *error, if given)
+// when the reply is not one for these calls.
+struct BatchReply {
+    std::int64_t server_time_ns = 0;                 // the clock the decisions were made on, Unix ns
+    std::vector<std::optional<Decision>> decisions;  // nullopt: refused by the script, see errors
+    std::vector<std::string> errors;                 // per decision, empty when decided
+};
+std::optional<BatchReply> decode_replies(std::span<const Call> calls, std::string_view reply, std::string* error);
 
 }  // namespace rlgate::ratelimit::redis
