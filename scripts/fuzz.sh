@@ -17,7 +17,7 @@ while (($#)); do
     *) TARGETS+=("$1"); shift ;;
   esac
 done
-((${#TARGETS[@]})) || TARGETS=(config l7_config control_protocol addresses jwt tzif l7_request xdp_parser)
+((${#TARGETS[@]})) || TARGETS=(config l7_config control_protocol addresses jwt tzif l7_request redis_reply xdp_parser)
 
 BUILD=build/fuzz
 CC=clang-14 CXX=clang++-14 cmake -S tests/fuzz -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

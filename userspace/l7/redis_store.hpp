@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// rlgate-l7's limits shared by a fleet through Redis: each decision is one
-// atomic Lua script (core/ratelimit/redis_script) run by EVALSHA on the
-// server's clock, reloaded on NOSCRIPT. With Redis Cluster, a decision whose
+// rlgate-l7's limits shared by a fleet through Redis: each decision is made
+// atomically by a Lua script (core/ratelimit/redis_script) run by EVALSHA on
+// the server's clock, reloaded on NOSCRIPT. On a standalone Redis, decisions
+// that arrive while every connection has a call in flight wait and go
+// together in the next call (up to `batch`), each still decided as if alone. With Redis Cluster, a decision whose
 // keys live in several slots is judged in each slot (a dry run) and charged
 // in each only if all admit it. Keys known to be over their limit are
 // refused from a local cache until their retry time, so a flood from one key

@@ -750,6 +750,11 @@ std::string Server::metrics() const {
         x.sample("rlgate_l7_redis_timeouts_total", {}, r.client.timeouts);
         x.family("rlgate_l7_redis_script_loads_total", "counter", "NOSCRIPT answers: the script was loaded again.");
         x.sample("rlgate_l7_redis_script_loads_total", {}, r.noscript);
+        x.family("rlgate_l7_redis_batches_total", "counter",
+                 "EVALSHA calls that carried batched decisions (store.redis.batch > 1, standalone Redis).");
+        x.sample("rlgate_l7_redis_batches_total", {}, r.batches);
+        x.family("rlgate_l7_redis_batched_decisions_total", "counter", "Decisions those calls carried.");
+        x.sample("rlgate_l7_redis_batched_decisions_total", {}, r.batched);
         x.family("rlgate_l7_redis_redirects_total", "counter", "Redis Cluster redirections followed, by kind.");
         x.sample("rlgate_l7_redis_redirects_total", {{"kind", "moved"}}, r.moved);
         x.sample("rlgate_l7_redis_redirects_total", {{"kind", "ask"}}, r.ask);

@@ -22,28 +22,15 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using Keyed = ratelimit::MemoryStore::KeyedLimits;
 
-class RedisLeaseTest : public ::testing::Test {
+class RedisLeaseTest : public RedisStoreTest {
 protected:
-    void SetUp() override {
-        RLGATE_REQUIRE(RedisServer::available(), "needs redis-server and redis-cli (Debian: redis-server)");
-        redis_ = std::make_unique<RedisServer>();
-        harness_.emplace();
-    }
-    void TearDown() override { harness_.reset(); }
     l7::RedisStore& store(unsigned lease_size) {
-        l7::RedisStoreSettings s;
-        s.port = redis_->port();
-        s.prefix = "lease:";
-        s.timeout_ns = 1'000'000'000;
-        s.on_failure = l7::RedisFailure::closed;
+        auto s = settings("lease:");
         s.lease_size = lease_size;
         s.lease_ttl_ns = 5'000'000'000;
         return harness_->store(s, 5s);
     }
     ratelimit::Decision decide(l7::RedisStore& st, const std::vector<Keyed>& keyed) { return harness_->decide(st, keyed); }
-
-    std::unique_ptr<RedisServer> redis_;
-    std::optional<StoreHarness> harness_;
 };
 
 TEST_F(RedisLeaseTest, TwoHostsLeasingNeverAdmitPastTheLimitAndSpareRedis) {
@@ -76,9 +63,8 @@ TEST_F(RedisLeaseTest, TwoHostsLeasingNeverAdmitPastTheLimitAndSpareRedis) {
     const auto sa = a.stats(), sb = b.stats();
     EXPECT_GT(sa.leases + sb.leases, 0U);
     EXPECT_GT(sa.lease + sb.lease, 50U) << "most admitted decisions came from a lease";
-    const auto evalsha = redis_->info_field("commandstats", "cmdstat_evalsha");
-    const auto calls = std::stoull(evalsha.substr(evalsha.find("calls=") + 6));
-    EXPECT_LT(calls, 160U / 2) << "Redis saw fewer calls than decisions: " << evalsha;
+    const auto calls = evalsha_calls();
+    EXPECT_LT(calls, 160U / 2) << "Redis saw fewer calls than decisions";
     std::cout << "[ lease    ] 160 decisions, " << allowed.load() << " admitted, " << calls << " EVALSHA, "
               << sa.leases + sb.leases << " leases\n";
 }

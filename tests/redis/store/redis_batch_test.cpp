@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// Batching of concurrent decisions (store.redis.batch) against a real
+// redis-server: decisions in flight together share EVALSHA calls, and two
+// stores batching against one Redis still never admit past a limit, for a
+// decision of one GCRA limit (the script's fast path) as for one of several
+// keys and algorithms (its general path). batch 1 sends one call per decision.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "l7/redis_store.hpp"
+#include "redis/store/store_harness.hpp"
+#include "support/bpf_env.hpp"
+#include "support/redis_server.hpp"
+
+namespace rlgate::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Keyed = ratelimit::MemoryStore::KeyedLimits;
+using ratelimit::Algorithm;
+using ratelimit::LimitSpec;
+
+class RedisBatchTest : public RedisStoreTest {
+protected:
+    l7::RedisStore& store(unsigned batch) {
+        auto s = settings("batch:");
+        s.timeout_ns = 2'000'000'000;
+        s.batch = batch;
+        auto& st = harness_->store(s, 5s);
+        // Loaded into Redis once (SCRIPT LOAD on the first NOSCRIPT), so that calls count decisions only.
+        const std::vector<LimitSpec> any = {{.name = "warm", .algorithm = Algorithm::gcra, .limit = 1, .period_ns = 1'000'000}};
+        harness_->decide(st, {{"warm-up", any}});
+        return st;
+    }
+    // Two stores, `per_store` decisions each, all in flight at once: how many were admitted.
+    int admitted_by_two(l7::RedisStore& a, l7::RedisStore& b, const std::vector<Keyed>& keyed, std::size_t per_store) {
+        int allowed = 0;
+        std::vector<ratelimit::Decision> from_b;
+        {
+            std::jthread other([&] { from_b = harness_->decide_concurrently(b, keyed, per_store); });
+            for (const auto& d : harness_->decide_concurrently(a, keyed, per_store))
+                allowed += d.allowed;
+        }
+        for (const auto& d : from_b)
+            allowed += d.allowed;
+        return allowed;
+    }
+};
+
+TEST_F(RedisBatchTest, ConcurrentDecisionsShareCallsAndTwoStoresNeverAdmitPastALimit) {
+    auto& a = store(32);
+    auto& b = store(32);
+    const std::vector<LimitSpec> hundred = {{.name = "100/min", .algorithm = Algorithm::gcra, .limit = 100,
+                                             .period_ns = 60'000'000'000ULL}};
+    const std::vector<LimitSpec> window = {{.name = "70/min", .algorithm = Algorithm::sliding_window, .limit = 70,
+                                            .period_ns = 60'000'000'000ULL},
+                                           {.name = "bucket", .algorithm = Algorithm::token_bucket, .limit = 1000,
+                                            .period_ns = 60'000'000'000ULL}};
+    const std::vector<LimitSpec> roomy = {{.name = "global", .algorithm = Algorithm::gcra, .limit = 1'000'000,
+                                           .period_ns = 60'000'000'000ULL}};
+    const std::uint64_t calls_before = evalsha_calls();
+    const auto a0 = a.stats(), b0 = b.stats();  // the warm-ups'
+    // One GCRA limit: the script's fast path.
+    EXPECT_EQ(admitted_by_two(a, b, {{"api-key-1", hundred}}, 150), 100);
+    // Two keys, three limits of three algorithms: the general path.
+    EXPECT_EQ(admitted_by_two(a, b, {{"api-key-2", window}, {"global", roomy}}, 150), 70);
+    const auto sa = a.stats(), sb = b.stats();
+    const std::uint64_t calls = evalsha_calls() - calls_before;
+    EXPECT_EQ(sa.batched + sb.batched - a0.batched - b0.batched, 600U) << "every decision went through a batch";
+    EXPECT_LT(calls, 600U / 2) << "concurrent decisions shared their EVALSHA calls";
+    EXPECT_EQ(calls, sa.batches + sb.batches - a0.batches - b0.batches);
+    std::cout << "[ batch    ] 600 decisions in " << calls << " EVALSHA calls\n";
+}
+
+TEST_F(RedisBatchTest, BatchOneSendsEachDecisionAlone) {
+    auto& a = store(1);
+    const std::vector<LimitSpec> ten = {{.name = "10/min", .algorithm = Algorithm::gcra, .limit = 10,
+                                         .period_ns = 60'000'000'000ULL}};
+    const std::uint64_t calls_before = evalsha_calls();
+    int allowed = 0;
+    for (const auto& d : harness_->decide_concurrently(a, {{"api-key-3", ten}}, 40))
+        allowed += d.allowed;
+    EXPECT_EQ(allowed, 10);
+    EXPECT_EQ(evalsha_calls() - calls_before, 40U);
+    EXPECT_EQ(a.stats().batches, 0U);
+}
+
+}  // namespace
+}  // namespace rlgate::testing
