@@ -85,7 +85,7 @@ median = statistics.median
 print(f"redis {redis}, concurrency {ours[0]['concurrency']}, rate-limiter-flexible {version}, "
       f"median of {rounds} interleaved rounds")
 print(f"{'scenario':<28} {'rlgate dec/s':>13} {'rlf dec/s':>11} {'ratio':>7} {'rlgate trips/dec':>17} "
-      f"{'rlgate cmds/dec':>16} {'rlgate cmds/s':>14}  rlgate runs / rlf runs")
+      f"{'rlgate cmds/dec':>16} {'Redis CPU us/dec rlgate/rlf':>28}  rlgate runs / rlf runs")
 for label, rs in mine.items():
     name = rs[0]["name"]
     o = median(r["decisions_per_sec"] for r in rs)
@@ -94,9 +94,11 @@ for label, rs in mine.items():
     print(f"{label:<28} {o:>13.0f} {t:>11.0f} {o / t:>6.2f}x "
           f"{median(r['round_trips_per_decision'] for r in rs):>17.3f} "
           f"{median(r['redis_commands_per_decision'] for r in rs):>16.3f} "
-          f"{median(r['redis_commands_per_sec'] for r in rs):>14.0f}  "
+          f"{median(r['redis_cpu_us_per_decision'] for r in rs):>14.2f} / "
+          f"{median(r['redis_cpu_us_per_decision'] for r in rlf[name]):<11.2f}  "
           + " ".join("%.0f" % r["decisions_per_sec"] for r in rs) + " / " + " ".join("%.0f" % x for x in t_runs))
-print("cmds: Redis's total_commands_processed, which counts the commands inside scripts too")
+print("cmds: Redis's total_commands_processed, which counts the commands inside scripts too; "
+      "Redis CPU: its used_cpu_user + used_cpu_sys over the run, per decision")
 total = sum(r["decisions"] for run in theirs for r in run["results"])
 print(f"rate-limiter-flexible: {sum(counted) / max(total, 1):.3f} Redis commands per decision over both scenarios")
 PY

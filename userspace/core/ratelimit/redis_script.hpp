@@ -2,8 +2,8 @@
 // The Redis store's decision as one Lua script, and its pure codec: the
 // script's keys and arguments built from a decision's limits, and its reply
 // decoded back into a Decision. No I/O here: the client sends the calls by
-// EVALSHA (SCRIPT LOAD of decide_script() on NOSCRIPT) and hands each
-// decision's reply element to decode_reply().
+// EVALSHA (SCRIPT LOAD of decide_script() on NOSCRIPT) and hands the reply
+// to decode_replies().
 //
 // What the script does (Redis >= 6.2 for SET KEEPTTL and PXAT, effects
 // replication; written for Redis 7):
@@ -18,7 +18,8 @@
 //    (MemoryStore::decide_keys semantics, including the tightest limit).
 //  - Reads every string state of the batch with one MGET and writes each
 //    charged one once, at the end; sliding logs are read and written per
-//    decision.
+//    decision. A decision of one GCRA limit (the default algorithm) takes a
+//    straight-line copy of the general path's arithmetic.
 //  - One Redis key per limit of each key (KEYS[i] for limit i of the
 //    flattened list). Sliding logs are sorted sets (score: admission time in
 //    Unix µs, member "<µs>:<n>", one per unit); every other algorithm keeps

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -52,11 +53,27 @@ asio::awaitable<std::uint64_t> commands_processed(redis::RedisClient& client) {
     co_return n;
 }
 
+// Redis's own CPU time (INFO cpu: used_cpu_user + used_cpu_sys), seconds.
+asio::awaitable<double> redis_cpu_seconds(redis::RedisClient& client) {
+    std::vector<std::string> info = {"INFO", "cpu"};
+    const redis::RedisResult r = co_await client.call(info);
+    double total = 0;
+    if (const auto* reply = std::get_if<redis::RedisReply>(&r)) {
+        for (const char* field : {"used_cpu_user:", "used_cpu_sys:"}) {
+            const auto at = reply->text.find(field);
+            if (at != std::string::npos)
+                total += std::stod(reply->text.substr(at + std::strlen(field)));
+        }
+    }
+    co_return total;
+}
+
 struct Scenario {
     std::string name;
     double seconds = 0;
     std::uint64_t decisions = 0, allowed = 0, redis_commands = 0, round_trips = 0;
     double client_cpu_us = 0;  // this process: the store, its client and the load loop
+    double redis_cpu_us = 0;   // the Redis server's
 };
 
 }  // namespace
@@ -90,6 +107,7 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
     auto run = [&](std::string name, bool hot) -> asio::awaitable<void> {
         Scenario s{.name = std::move(name)};
         const auto commands_before = co_await commands_processed(probe);
+        const double redis_cpu_before = co_await redis_cpu_seconds(probe);
         const auto calls_before = store.stats().client.calls;
         const double cpu_before = cpu_us();
         const auto start = now_ns();
@@ -123,6 +141,7 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
         s.seconds = static_cast<double>(now_ns() - start) / 1e9;
         s.client_cpu_us = cpu_us() - cpu_before;
         const auto commands_after = co_await commands_processed(probe);
+        s.redis_cpu_us = (co_await redis_cpu_seconds(probe) - redis_cpu_before) * 1e6;
         s.redis_commands = commands_after - commands_before - 1;  // minus our own INFO
         s.round_trips = store.stats().client.calls - calls_before;
         results.push_back(s);
@@ -163,19 +182,21 @@ int run_l7_redis_bench(const L7RedisBenchOptions& o) {
                            {"redis_commands_per_decision",
                             s.decisions ? static_cast<double>(s.redis_commands) / static_cast<double>(s.decisions) : 0.0},
                            {"client_cpu_us_per_decision",
-                            s.decisions ? s.client_cpu_us / static_cast<double>(s.decisions) : 0.0}});
+                            s.decisions ? s.client_cpu_us / static_cast<double>(s.decisions) : 0.0},
+                           {"redis_cpu_us_per_decision",
+                            s.decisions ? s.redis_cpu_us / static_cast<double>(s.decisions) : 0.0}});
         std::printf("%s\n", nlohmann::json{{"concurrency", o.concurrency}, {"results", out}}.dump().c_str());
         return 0;
     }
     // Redis counts the commands a script runs (TIME, GET, SET ...) besides the EVALSHA itself.
-    std::printf("%-20s %14s %10s %16s %14s %14s %14s\n", "scenario", "decisions/s", "allowed", "redis cmds/s",
-                "cmds/decision", "trips/decision", "client cpu us");
+    std::printf("%-20s %14s %10s %16s %14s %14s %14s %14s\n", "scenario", "decisions/s", "allowed", "redis cmds/s",
+                "cmds/decision", "trips/decision", "client cpu us", "redis cpu us");
     for (const auto& s : results) {
         const double n = s.decisions ? static_cast<double>(s.decisions) : 1.0;
-        std::printf("%-20s %14.0f %10llu %16.0f %14.3f %14.3f %14.2f\n", s.name.c_str(),
+        std::printf("%-20s %14.0f %10llu %16.0f %14.3f %14.3f %14.2f %14.2f\n", s.name.c_str(),
                     static_cast<double>(s.decisions) / s.seconds, static_cast<unsigned long long>(s.allowed),
                     static_cast<double>(s.redis_commands) / s.seconds, static_cast<double>(s.redis_commands) / n,
-                    static_cast<double>(s.round_trips) / n, s.client_cpu_us / n);
+                    static_cast<double>(s.round_trips) / n, s.client_cpu_us / n, s.redis_cpu_us / n);
     }
     return 0;
 }
