@@ -97,6 +97,12 @@ TEST_F(RedisL7Test, TwoInstancesShareOneQuotaUnderConcurrency) {
     EXPECT_EQ(allowed.load(), 25) << "one quota across both instances";
     EXPECT_EQ(refused.load(), 175);
     EXPECT_EQ(other.load(), 0);
+    // Batching is on by default: every decision made in Redis went in a batched call.
+    for (const L7Process* l7 : {&a, &b}) {
+        EXPECT_GE(metric(*l7, "rlgate_l7_redis_batches_total"), 1U);
+        EXPECT_EQ(metric(*l7, "rlgate_l7_redis_batched_decisions_total"),
+                  metric(*l7, "rlgate_l7_store_decisions_total{source=\"redis\"}"));
+    }
     // Every limit key in Redis carries a TTL (idle keys vanish) and the prefix.
     const auto keys = redis_->cli("--scan --pattern 't:*'");
     ASSERT_FALSE(keys.empty());
