@@ -91,9 +91,9 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     EXPECT_EQ(tag.size(), 4 + 16 + 1U);
     for (const auto& k : call.keys)
         EXPECT_TRUE(k.starts_with(tag)) << k;
-    EXPECT_EQ(call.keys[0], tag + key_digest("free|k:abc") + "|0|gcra2:10:60000000000:20");
+    EXPECT_EQ(call.keys[0], tag + key_digest("free|k:abc") + "|0|gcra3:10:60000000000:20");
     EXPECT_EQ(call.keys[1], tag + key_digest("free|k:abc") + "|1|slog:100:3600000000000");
-    EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|tb2:5:1000000000:5");
+    EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|tb3:5:1000000000:5");
     for (const auto& k : call.keys)
         EXPECT_EQ(k.find("k:abc"), std::string::npos) << "the API key itself never reaches Redis";
     EXPECT_EQ(key_digest("free|k:abc").size(), 32U);
@@ -167,8 +167,8 @@ TEST(RedisCodec, CalendarWindowsComeFromTheCallersClockAndZone) {
         EXPECT_EQ(a[5], std::to_string(w.end));
         EXPECT_EQ(a[6], std::to_string(t));  // the caller's clock, for the reset
     }
-    EXPECT_TRUE(call.keys[0].ends_with("|0|fcal2:7:minute:UTC")) << call.keys[0];
-    EXPECT_TRUE(call.keys[1].ends_with(berlin ? "|1|fcal2:9:day:Europe/Berlin" : "|1|fcal2:9:day:UTC")) << call.keys[1];
+    EXPECT_TRUE(call.keys[0].ends_with("|0|fcal3:7:minute:UTC")) << call.keys[0];
+    EXPECT_TRUE(call.keys[1].ends_with(berlin ? "|1|fcal3:9:day:Europe/Berlin" : "|1|fcal3:9:day:UTC")) << call.keys[1];
 }
 
 TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
@@ -867,24 +867,58 @@ TEST_F(RedisScript, EveryWrittenKeyHasATtlAndVanishesAfterIt) {
     EXPECT_EQ(again.decision.tightest.remaining, 4U);
 }
 
-// A charge that leaves the key's expiry where it was (the same whole second)
-// keeps its TTL instead of setting it again: the TTL only runs down.
-TEST_F(RedisScript, AChargeWithinTheExpirysSecondKeepsTheTtl) {
-    const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 1'000'000, 60 * kSec)};  // fresh 60 µs after a charge
+// The expiry is part of the state: a charge that leaves it in the same whole
+// second keeps the key's TTL as it is (SET KEEPTTL: here a TTL planted to tell
+// the two apart), and one that needs a later expiry sets it (SET PXAT).
+TEST_F(RedisScript, AChargeSetsTheTtlOnlyWhenTheExpiryMustMove) {
+    const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 1'000'000, 60 * kSec)};  // each charge: +60 µs
     const std::array keyed = {KeyedLimits{"kept", specs}};
-    const std::int64_t now = server_now();
-    if (now % kSec > 700 * kMs)  // two charges 50 ms apart within one second of the server's clock
-        std::this_thread::sleep_for(std::chrono::nanoseconds(kSec - now % kSec + 10 * kMs));
-    ASSERT_TRUE(decide(keyed, 1).decision.allowed);
     const auto name = keys_of(keyed)[0];
-    const long long first = integer(conn_.get(), {"PTTL", name});
-    std::this_thread::sleep_for(50ms);
-    const auto o = decide(keyed, 1);
-    ASSERT_TRUE(o.decision.allowed);
-    const long long later = integer(conn_.get(), {"PTTL", name});
-    EXPECT_GT(later, 0);
-    EXPECT_LE(later, first - 45) << "the TTL was set again";
-    EXPECT_GE(later, kTtlMarginMs - 1);
+    auto state = [](double tat_s, double tat_ns, double expiry_s) {  // GCRA: TAT as seconds + ns, expiry
+        std::string out;
+        for (const double f : {tat_s, tat_ns, expiry_s})
+            for (int byte = 0; byte < 8; ++byte)
+                out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(f) >> (8 * byte)) & 0xff));
+        return out;
+    };
+    // A TAT 10.5 s ahead (well inside a second, so +60 µs stays in it): its expiry is
+    // that second + 2, which the state already says. The TTL planted is another one.
+    const std::int64_t now_s = server_now() / kSec;
+    const double tat_s = static_cast<double>(now_s + 10), expiry = static_cast<double>(now_s + 12);
+    ASSERT_EQ(text(conn_.get(), {"SET", name, state(tat_s, 500'000'000, expiry), "PX", "500000"}), "OK");
+    const auto kept = decide(keyed, 1);
+    ASSERT_TRUE(kept.decision.allowed);
+    const long long ttl_kept = integer(conn_.get(), {"PTTL", name});
+    EXPECT_GT(ttl_kept, 490'000) << "the TTL was set again although the expiry did not move";
+    // The same TAT, but the state's expiry too early for it: set to the expiry it needs.
+    ASSERT_EQ(text(conn_.get(), {"SET", name, state(tat_s, 500'000'000, static_cast<double>(now_s + 1)), "PX", "500000"}),
+              "OK");
+    const auto moved = decide(keyed, 1);
+    ASSERT_TRUE(moved.decision.allowed);
+    const long long ttl_moved = integer(conn_.get(), {"PTTL", name});
+    const long long expected = (now_s + 12) * 1000 - moved.server_ns / kMs;  // PXAT (now_s + 12) s
+    EXPECT_LE(ttl_moved, expected);
+    EXPECT_GE(ttl_moved, expected - 1000);
+}
+
+// A sliding log whose key holds something else (not ours: a prefix shared by
+// mistake) refuses that decision alone; the others of the batch are decided.
+TEST_F(RedisScript, AForeignKeyRefusesItsDecisionOnly) {
+    const std::vector<LimitSpec> log = {spec(Algorithm::sliding_log, 5, 10 * kSec)};
+    const std::vector<LimitSpec> gcra = {spec(Algorithm::gcra, 5, 10 * kSec)};
+    const std::array foreign = {KeyedLimits{"foreign", log}};
+    const std::array fine = {KeyedLimits{"fine", gcra}};
+    ASSERT_EQ(text(conn_.get(), {"SET", keys_of(foreign)[0], "not a sorted set"}), "OK");
+    const std::vector<Call> calls = {build_call(foreign, 1, "t:", 0), build_call(fine, 1, "t:", 0)};
+    const Reply r = command(conn_.get(), evalsha_command(script_sha1(), calls));
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING) << (r->str ? r->str : "");
+    const auto replies = decode_replies(calls, std::string_view(r->str, r->len), nullptr);
+    ASSERT_TRUE(replies);
+    EXPECT_FALSE(replies->decisions[0]);
+    EXPECT_EQ(replies->errors[0], "redis decide: a key of another type at limit 1");
+    ASSERT_TRUE(replies->decisions[1]);
+    EXPECT_TRUE(replies->decisions[1]->allowed);
+    EXPECT_EQ(text(conn_.get(), {"GET", keys_of(foreign)[0]}), "not a sorted set");
 }
 
 TEST_F(RedisScript, ARefusedDecisionTouchesNoTtl) {
@@ -951,6 +985,7 @@ TEST_F(RedisScript, AClockBehindTheStoredStateGivesNoFreeCapacity) {
             fields.push_back(static_cast<double>(current));
         if (a == Algorithm::sliding_window)
             fields.push_back(0);  // previous
+        fields.push_back(static_cast<double>(at / kSec + 100));  // the key's expiry, Unix s
         std::string out;
         for (const double f : fields)
             for (int byte = 0; byte < 8; ++byte)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -96,11 +97,44 @@ boost::asio::awaitable<std::vector<std::optional<ratelimit::Decision>>> RedisSto
     }
     std::vector<std::optional<ratelimit::Decision>> out(decisions.size());
     const auto* reply = std::get_if<RedisReply>(&result);
-    if (reply && reply->type == RedisReply::Type::string) {
-        if (auto decoded = ratelimit::redis::decode_replies(decisions, reply->text, nullptr))
-            out = std::move(decoded->decisions);
+    if (!reply) {
+        co_return out;  // no answer (down, timeout): the client counted and logged it
     }
+    std::string error;
+    if (reply->is_error()) {
+        // Not ours to retry: an ACL without a command the script needs (NOPERM), a Redis
+        // older than 6.2 (KEEPTTL, PXAT), a Lua error. Every decision of the call falls back.
+        error = "redis refused the decide script: " + reply->text;
+    } else if (reply->type != RedisReply::Type::string) {
+        error = "redis decide reply: not a string";
+    } else if (auto decoded = ratelimit::redis::decode_replies(decisions, reply->text, &error)) {
+        out = std::move(decoded->decisions);
+        for (const auto& e : decoded->errors)
+            if (!e.empty()) {
+                error = e;  // one decision refused by the script: the first says why
+                break;
+            }
+    }
+    if (!error.empty())
+        script_error(error);
     co_return out;
+}
+
+void RedisStore::script_error(const std::string& why) {
+    ++script_errors_;
+    // Logged at most every 10 s (a broken setup fails every request), with what was not.
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(log_mu_);
+    if (last_script_log_ && now - *last_script_log_ < std::chrono::seconds(10)) {
+        ++unlogged_script_errors_;
+        return;
+    }
+    if (unlogged_script_errors_)
+        spdlog::error("{} (and {} more since the last such line)", why, unlogged_script_errors_);
+    else
+        spdlog::error("{}", why);
+    last_script_log_ = now;
+    unlogged_script_errors_ = 0;
 }
 
 boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::run_script(std::span<const Keyed> keyed,
@@ -121,12 +155,15 @@ boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::run_scrip
 }
 
 boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::enqueue(std::shared_ptr<Waiting> waiting) {
+    // No later than a call of its own would answer: a request never waits on a queue past
+    // the timeout. Set first: flush() may run (and finish, if no connection is up) at once.
+    waiting->timer.expires_after(std::chrono::nanoseconds(settings_.timeout_ns));
     queue_.push_back(waiting);
     if (batches_in_flight_ < max_batches_in_flight())
         boost::asio::co_spawn(batch_strand_, flush(), boost::asio::detached);
-    // No later than a call of its own would answer: a request never waits on a queue past the timeout.
-    waiting->timer.expires_after(std::chrono::nanoseconds(settings_.timeout_ns));
-    [[maybe_unused]] auto [ec] = co_await waiting->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (!waiting->done) {
+        [[maybe_unused]] auto [ec] = co_await waiting->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    }
     if (!waiting->done)
         waiting->abandoned = true;  // flush() skips it if it is still queued
     co_return waiting->decision;
@@ -151,7 +188,7 @@ boost::asio::awaitable<void> RedisStore::flush() {
         std::vector<std::optional<ratelimit::Decision>> decided;
         try {
             decided = co_await run_calls(0, parts);
-        } catch (const std::exception&) {
+        } catch (...) {
             decided.assign(batch.size(), std::nullopt);  // no decision: each request falls back
         }
         --batches_in_flight_;
@@ -410,6 +447,7 @@ RedisStore::Stats RedisStore::stats() const {
             .noscript = noscript_.load(),
             .batches = batches_.load(),
             .batched = batched_decisions_.load(),
+            .script_errors = script_errors_.load(),
             .client = cluster_ ? cluster_->stats().calls : single_->stats(),
             .moved = cluster_ ? cluster_->stats().moved : 0,
             .ask = cluster_ ? cluster_->stats().ask : 0};

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <cstdint>
 #include <memory>
@@ -63,6 +64,7 @@ public:
         std::uint64_t leases = 0;  // leases granted by Redis
         std::uint64_t noscript = 0;
         std::uint64_t batches = 0, batched = 0;  // batched EVALSHA calls and the decisions they carried
+        std::uint64_t script_errors = 0;         // calls or decisions the script refused (or replies not its own)
         redis::RedisClient::Stats client;  // summed over a cluster's masters
         std::uint64_t moved = 0, ask = 0;  // Cluster redirections followed
     };
@@ -93,6 +95,7 @@ private:
     };
     boost::asio::awaitable<std::optional<ratelimit::Decision>> enqueue(std::shared_ptr<Waiting> waiting);
     boost::asio::awaitable<void> flush();
+    void script_error(const std::string& why);
     [[nodiscard]] unsigned max_batches_in_flight() const { return std::max(1U, settings_.connections); }
     // Cluster: the decision judged in each slot of its keys, then charged in each.
     boost::asio::awaitable<std::optional<ratelimit::Decision>> across_slots(std::span<const Keyed> keyed,
@@ -133,7 +136,10 @@ private:
     boost::asio::strand<boost::asio::io_context::executor_type> batch_strand_;
     std::deque<std::shared_ptr<Waiting>> queue_;
     unsigned batches_in_flight_ = 0;
-    std::atomic<std::uint64_t> batches_{0}, batched_decisions_{0};
+    std::atomic<std::uint64_t> batches_{0}, batched_decisions_{0}, script_errors_{0};
+    std::mutex log_mu_;
+    std::optional<std::chrono::steady_clock::time_point> last_script_log_;
+    std::uint64_t unlogged_script_errors_ = 0;
     std::atomic<std::uint64_t> by_lease_{0}, leases_granted_{0};
     std::atomic<std::uint64_t> by_redis_{0}, by_cache_{0}, by_local_{0}, by_open_{0}, by_closed_{0}, noscript_{0};
 };

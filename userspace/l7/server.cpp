@@ -755,6 +755,9 @@ std::string Server::metrics() const {
         x.sample("rlgate_l7_redis_batches_total", {}, r.batches);
         x.family("rlgate_l7_redis_batched_decisions_total", "counter", "Decisions those calls carried.");
         x.sample("rlgate_l7_redis_batched_decisions_total", {}, r.batched);
+        x.family("rlgate_l7_redis_script_errors_total", "counter",
+                 "Script calls or decisions Redis refused (ACL, Redis older than 6.2, a foreign key); logged.");
+        x.sample("rlgate_l7_redis_script_errors_total", {}, r.script_errors);
         x.family("rlgate_l7_redis_redirects_total", "counter", "Redis Cluster redirections followed, by kind.");
         x.sample("rlgate_l7_redis_redirects_total", {{"kind", "moved"}}, r.moved);
         x.sample("rlgate_l7_redis_redirects_total", {{"kind", "ask"}}, r.ask);

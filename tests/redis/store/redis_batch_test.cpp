@@ -51,10 +51,11 @@ protected:
 TEST_F(RedisBatchTest, ConcurrentDecisionsShareCallsAndTwoStoresNeverAdmitPastALimit) {
     auto& a = store(32);
     auto& b = store(32);
-    const std::vector<LimitSpec> hundred = {{.name = "100/min", .algorithm = Algorithm::gcra, .limit = 100,
-                                             .period_ns = 60'000'000'000ULL}};
-    const std::vector<LimitSpec> window = {{.name = "70/min", .algorithm = Algorithm::sliding_window, .limit = 70,
-                                            .period_ns = 60'000'000'000ULL},
+    // Per hour: no unit comes back while the test runs, however slow the machine.
+    const std::vector<LimitSpec> hundred = {{.name = "100/h", .algorithm = Algorithm::gcra, .limit = 100,
+                                             .period_ns = 3'600'000'000'000ULL}};
+    const std::vector<LimitSpec> window = {{.name = "70/h", .algorithm = Algorithm::sliding_window, .limit = 70,
+                                            .period_ns = 3'600'000'000'000ULL},
                                            {.name = "bucket", .algorithm = Algorithm::token_bucket, .limit = 1000,
                                             .period_ns = 60'000'000'000ULL}};
     const std::vector<LimitSpec> roomy = {{.name = "global", .algorithm = Algorithm::gcra, .limit = 1'000'000,
@@ -87,6 +88,24 @@ TEST_F(RedisBatchTest, BatchOneSendsEachDecisionAlone) {
     EXPECT_EQ(allowed, 40);
     EXPECT_EQ(evalsha_calls() - calls_before, 40U);
     EXPECT_EQ(a.stats().batches, 0U);
+}
+
+// Redis refusing the script (here an ACL user set up as the docs said before the
+// script read states with MGET): the store's fallback decides, and the refusal is
+// counted (rlgate_l7_redis_script_errors_total) and logged.
+TEST_F(RedisBatchTest, ACallRedisRefusesFallsBackAndIsCounted) {
+    ASSERT_EQ(redis_->cli("ACL SETUSER old on '>pw' '~batch:*' +evalsha '+script|load' +time +get +set"), "OK\n");
+    auto s = settings("batch:");
+    s.username = "old";
+    s.password = "pw";
+    auto& st = harness_->store(s, 5s);
+    const std::vector<LimitSpec> ten = {{.name = "10/min", .algorithm = Algorithm::gcra, .limit = 10,
+                                         .period_ns = 60'000'000'000ULL}};
+    for (int i = 0; i < 3; ++i)
+        EXPECT_FALSE(harness_->decide(st, {{"api-key-4", ten}}).allowed) << "on_failure closed refuses";
+    EXPECT_EQ(st.stats().closed, 3U);
+    EXPECT_EQ(st.stats().redis, 0U);
+    EXPECT_GE(st.stats().script_errors, 3U);
 }
 
 }  // namespace

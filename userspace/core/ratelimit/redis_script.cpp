@@ -132,8 +132,7 @@ local function gcra_one(key, s, cost)
   local raw, tat, x = state[key], NOW, nil
   if raw then
     local len, a_s, a_n = #raw
-    if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw)
-    elseif len == 16 then a_s, a_n = struct.unpack('<dd', raw) end
+    if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw) end
     if a_s and a_n >= 0 and a_n < E9 then
       local a = (a_s - now_s) * E9 + a_n
       if a > NOW then tat = a end
@@ -167,7 +166,7 @@ local function gcra_one(key, s, cost)
     local ttl = new_tat - NOW
     local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2  -- as in decide()
     if xn > now_s + 1e10 then xn = now_s + 1e10 end
-    if x and x > xn then xn = x end
+    if x and x > xn and x <= now_s + 1e10 then xn = x end  -- a foreign x: no further than the cap
     if not x_of[key] then
       dirty[#dirty + 1] = key
       x_set[key] = x or false
@@ -177,7 +176,7 @@ local function gcra_one(key, s, cost)
   if not (rem >= 0) then rem = 0 elseif rem >= MAX then rem = MAX end
   if not (reset >= 0) then reset = 0 elseif reset >= MAX then reset = MAX elseif reset % 1 ~= 0 then reset = floor(reset) end
   if not (retry >= 0) then retry = 0 elseif retry >= MAX then retry = MAX elseif retry % 1 ~= 0 then retry = floor(retry) end
-  return struct.pack('<dddddd', allowed and 1 or 0, 0, C, rem, reset, retry)
+  return struct.pack('<dddddd', allowed and 1 or 0, 0, C >= MAX and MAX or C, rem, reset, retry)
 end
 
 -- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..].
@@ -220,7 +219,8 @@ local function decide(ko, ao)
       if not logs then logs = {} end
       local st = logs[key]
       if not st then
-        local r = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')
+        local r = redis.pcall('ZRANGE', key, '-1', '-1', 'WITHSCORES')
+        if r.err then return struct.pack('<dddddd', 2, 5, i, 0, 0, 0) end  -- not a sorted set: not ours
         local top = r[2] and r[2] + 0 or nil  -- the newest entry, Unix us
         st = {back = top, top = top, pending = 0, P = P}  -- back: the newest once charged
         logs[key] = st
@@ -268,25 +268,20 @@ local function decide(ko, ao)
       --   fixed window a_s a_n current   calendar window a_s a_n current e_s e_n
       local raw = state[key]
       local started, a, tk, cu, pr, e = false, 0, 0, 0, 0, 0
-      local x  -- the key's expiry (Unix s) as last written; nil: unknown (a state of v2, without it)
+      local x  -- the key's expiry (Unix s) as last written; nil: a fresh key
       if raw then  -- a string of another length is garbage: start afresh
         local len, a_s, a_n, e_s, e_n = #raw
         if algo == 2 then
-          if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw)
-          elseif len == 16 then a_s, a_n = struct.unpack('<dd', raw) end
+          if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw) end
         elseif algo == 1 then
-          if len == 32 then a_s, a_n, tk, x = struct.unpack('<dddd', raw)
-          elseif len == 24 then a_s, a_n, tk = struct.unpack('<ddd', raw) end
+          if len == 32 then a_s, a_n, tk, x = struct.unpack('<dddd', raw) end
         elseif algo == 4 then
-          if len == 40 then a_s, a_n, cu, pr, x = struct.unpack('<ddddd', raw)
-          elseif len == 32 then a_s, a_n, cu, pr = struct.unpack('<dddd', raw) end
+          if len == 40 then a_s, a_n, cu, pr, x = struct.unpack('<ddddd', raw) end
         elseif algo == 5 then
-          if len == 32 then a_s, a_n, cu, x = struct.unpack('<dddd', raw)
-          elseif len == 24 then a_s, a_n, cu = struct.unpack('<ddd', raw) end
-        elseif len == 48 or len == 40 then
-          if len == 48 then a_s, a_n, cu, e_s, e_n, x = struct.unpack('<dddddd', raw)
-          else a_s, a_n, cu, e_s, e_n = struct.unpack('<ddddd', raw) end
-          if e_n then e = (e_s - now_s) * E9 + e_n end
+          if len == 32 then a_s, a_n, cu, x = struct.unpack('<dddd', raw) end
+        elseif len == 48 then
+          a_s, a_n, cu, e_s, e_n, x = struct.unpack('<dddddd', raw)
+          e = (e_s - now_s) * E9 + e_n
         end
         if a_s and a_n >= 0 and a_n < E9 then
           started, a = true, (a_s - now_s) * E9 + a_n
@@ -457,7 +452,7 @@ local function decide(ko, ao)
         -- charges then leave its expiry alone (SET KEEPTTL, cheaper than PXAT).
         local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2
         if xn > now_s + 1e10 then xn = now_s + 1e10 end
-        if x and x > xn then xn = x end
+        if x and x > xn and x <= now_s + 1e10 then xn = x end  -- a foreign x: no further than the cap
         local new
         if algo == 2 then
           new = struct.pack('<ddd', a_s, a_n, xn)
@@ -625,18 +620,18 @@ void append_shape(std::string& out, const LimitSpec& s) {
         }
     };
     switch (s.algorithm) {
-    case Algorithm::token_bucket: return rate("tb2:", true);
-    case Algorithm::gcra: return rate("gcra2:", true);
+    case Algorithm::token_bucket: return rate("tb3:", true);
+    case Algorithm::gcra: return rate("gcra3:", true);
     case Algorithm::sliding_log: return rate("slog:", false);
-    case Algorithm::sliding_window: return rate("swin2:", false);
+    case Algorithm::sliding_window: return rate("swin3:", false);
     case Algorithm::fixed_window: break;
     }
     if (s.calendar == Calendar::none)
-        return rate("fwin2:", false);
+        return rate("fwin3:", false);
     std::string zone = s.zone ? s.zone->name() : "UTC";
     std::replace(zone.begin(), zone.end(), '|', '_');  // '|' separates the name's parts
     const char* unit = s.calendar == Calendar::minute ? "minute" : s.calendar == Calendar::hour ? "hour" : "day";
-    out.append("fcal2:");
+    out.append("fcal3:");
     append_number(out, s.limit);
     out.append(":").append(unit).append(":").append(zone);
 }
@@ -803,8 +798,9 @@ std::optional<BatchReply> decode_replies(std::span<const Call> calls, std::strin
             continue;
         }
         if (values[0] == 2) {  // the script refused this decision: values[1] says why, values[2] which limit
-            static constexpr std::array<const char*, 5> kWhy = {"?", "bad cost", "bad limit", "?", "bad calendar window"};
-            out.errors[c] = std::string("redis decide: ") + kWhy.at(values[1] >= 1 && values[1] <= 4 ? values[1] : 0) +
+            static constexpr std::array<const char*, 6> kWhy = {"?", "bad cost", "bad limit", "?", "bad calendar window",
+                                                                "a key of another type at limit"};
+            out.errors[c] = std::string("redis decide: ") + kWhy.at(values[1] >= 1 && values[1] <= 5 ? values[1] : 0) +
                             (values[1] == 1 ? "" : " " + std::to_string(values[2]));
             continue;
         }

@@ -29,8 +29,8 @@
 //      fixed window   a_s a_ns current x     calendar window a_s a_ns current end_s end_ns x
 //    (a: last refill / TAT / window start, end: calendar window end, as Unix
 //    seconds + nanoseconds so no time passes through a double above 2^53;
-//    x: the key's expiry, Unix seconds). A state without x (script v2) is
-//    read too; a string of any other length is taken for a fresh key.
+//    x: the key's expiry, Unix seconds). A string of any other length is
+//    taken for a fresh key.
 //  - Every written key expires once its state is indistinguishable from a
 //    fresh key's (token bucket full, GCRA at its TAT, sliding window at its
 //    start + 2 periods, fixed window at its end), plus 1 to 2 s: a string
@@ -58,8 +58,8 @@
 //   2 limit                   3 remaining
 //   4 reset_ns                5 retry_after_ns
 // A decision the script refuses (a number out of range: the others are
-// decided) has 2 at 0, at 1 why (1 cost, 2 limit, 4 calendar window) and at
-// 2 which limit (1-based). A malformed layout is one error reply for the
+// decided) has 2 at 0, at 1 why (1 cost, 2 limit, 4 calendar window, 5 a
+// sliding log's key holds another type) and at 2 which limit (1-based). A malformed layout is one error reply for the
 // whole call, before anything is read.
 // Durations are ns, exact below 2^53 ns (104 days); 9.2e18 means "never"
 // (decoded as INT64_MAX, what check() saturates to).
@@ -120,11 +120,13 @@ struct Call {
 // key's own bytes cannot move it to another slot; a prefix holding "{...}"
 // would, and must not be used). shape: the state's meaning, so a changed
 // limit starts on fresh keys instead of misreading old state:
-//   tb2:<limit>:<period_ns>:<capacity>  gcra2:<limit>:<period_ns>:<capacity>
-//   slog:<limit>:<period_ns>  swin2:<limit>:<period_ns>  fwin2:<limit>:<period_ns>
-//   fcal2:<limit>:<minute|hour|day>:<zone name, or UTC>
-// (the 2: the packed state of script v2; v1 kept decimal text under the names
-// without it, which v2 thus never reads. Sliding logs did not change.)
+//   tb3:<limit>:<period_ns>:<capacity>  gcra3:<limit>:<period_ns>:<capacity>
+//   slog:<limit>:<period_ns>  swin3:<limit>:<period_ns>  fwin3:<limit>:<period_ns>
+//   fcal3:<limit>:<minute|hour|day>:<zone name, or UTC>
+// (the 3: the state of script v3, with its expiry; v2's names ended in 2 and
+// v1's in nothing, so a host of another version never misreads them: while
+// hosts of both run, each version keeps its own count. Sliding logs did not
+// change.)
 // ARGV: [1] the number of distinct limits of the batch, each as
 // kArgsPerLimit: algorithm code (1 token bucket, 2 GCRA, 3 sliding log, 4
 // sliding window, 5 fixed window, 6 calendar fixed window), limit, period_ns,
