@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "support/bpf_env.hpp"
@@ -196,6 +197,8 @@ TEST_F(RedisL7Test, APausedRedisCostsEachRequestAtMostTheTimeoutWithoutPileUp) {
     redis_->pause();
     // Eight clients at once against a Redis that accepts but never answers.
     std::atomic<int> answered{0}, slow{0};
+    std::mutex mu;
+    std::string others;  // what the requests not answered 200 got
     std::vector<std::thread> clients;
     for (int c = 0; c < 8; ++c)
         clients.emplace_back([&, c] {
@@ -203,13 +206,17 @@ TEST_F(RedisL7Test, APausedRedisCostsEachRequestAtMostTheTimeoutWithoutPileUp) {
                 const auto t0 = std::chrono::steady_clock::now();
                 const auto r = l7.check("/api/x", {{"X-Forwarded-For", "192.0.2." + std::to_string(10 + c)}});
                 answered += r.status == 200;
+                if (r.status != 200) {
+                    std::lock_guard lock(mu);
+                    others += std::to_string(r.status) + " " + r.body + "\n";
+                }
                 if (std::chrono::steady_clock::now() - t0 > 400ms)
                     ++slow;
             }
         });
     for (auto& t : clients)
         t.join();
-    EXPECT_EQ(answered.load(), 80) << "local limits answered every request";
+    EXPECT_EQ(answered.load(), 80) << "local limits answered every request; the others got:\n" << others << l7.log_text();
     EXPECT_EQ(slow.load(), 0) << "a paused Redis held a request past the timeout";
     EXPECT_GE(metric(l7, "rlgate_l7_redis_timeouts_total"), 1U);
     redis_->resume();

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -40,6 +42,8 @@ inline void send_all(int fd, const std::string& bytes) {
     std::size_t done = 0;
     while (done < bytes.size()) {
         const ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;  // a signal to the test (SIGCHLD of a server it paused), not an answer
         if (n <= 0)
             return;  // the server may close early (e.g. after 431): the reply is what counts
         done += static_cast<std::size_t>(n);
@@ -51,6 +55,8 @@ inline HttpResult read_response(int fd) {
     char buf[65536];
     for (;;) {
         const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         raw.append(buf, static_cast<std::size_t>(n));

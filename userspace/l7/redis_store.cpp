@@ -325,16 +325,21 @@ boost::asio::awaitable<ratelimit::Decision> RedisStore::decide(std::span<const K
             ++by_redis_;
             ++leases_granted_;
             std::uint64_t held = n - 1;
+            ratelimit::Decision basis = *granted;
             {
                 std::lock_guard lock(lease_mu_);
                 auto& l = leases_[signature];
-                if (l.until_ns > now_ns)
+                if (l.until_ns > now_ns && l.cost == cost) {
                     held += l.left;  // a lease taken meanwhile by another request keeps its units
-                l = Lease{.until_ns = now_ns + settings_.lease_ttl_ns, .left = held, .cost = cost, .granted = *granted};
+                    // Answers can arrive in another order than Redis charged them: the one that
+                    // left the least is the later charge, the one the units held add to.
+                    if (l.granted.tightest.remaining < basis.tightest.remaining)
+                        basis = l.granted;
+                }
+                l = Lease{.until_ns = now_ns + settings_.lease_ttl_ns, .left = held, .cost = cost, .granted = basis};
             }
-            auto d = *granted;
-            d.tightest.remaining += held * cost;
-            co_return d;
+            basis.tightest.remaining += held * cost;
+            co_return basis;
         }
         // Not N units left (or no answer): decide this one alone, and do not ask for a lease
         // again before lease_ttl (it would cost Redis two calls per request near the limit).

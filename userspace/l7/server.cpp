@@ -313,7 +313,18 @@ asio::awaitable<void> Server::accept_loop() {
         }
         ++connections_;
         ++connections_total_;
-        asio::co_spawn(socket.get_executor(), session(std::move(socket), std::move(client)), asio::detached);
+        // A session that ends by an exception closes its connection unanswered: say so.
+        asio::co_spawn(socket.get_executor(), session(std::move(socket), std::move(client)), [](std::exception_ptr e) {
+            if (!e)
+                return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("a connection ended by an error: {}", ex.what());
+            } catch (...) {
+                spdlog::error("a connection ended by an unknown error");
+            }
+        });
     }
 }
 
