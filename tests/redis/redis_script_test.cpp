@@ -72,6 +72,15 @@ std::string algorithm_name(Algorithm a) {
 constexpr std::array kAlgorithms = {Algorithm::token_bucket, Algorithm::gcra, Algorithm::sliding_log,
                                     Algorithm::sliding_window, Algorithm::fixed_window};
 
+// Little-endian doubles, as the script's struct.pack('<d...') writes states and replies.
+std::string packed(const std::vector<double>& values) {
+    std::string out;
+    for (const double v : values)
+        for (std::size_t byte = 0; byte < sizeof(double); ++byte)
+            out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(v) >> (8 * byte)) & 0xff));
+    return out;
+}
+
 bool is_window(Algorithm a) { return a == Algorithm::fixed_window || a == Algorithm::sliding_window; }
 
 // ---- The codec alone ------------------------------------------------------
@@ -176,13 +185,6 @@ TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
     const std::vector<LimitSpec> two = {spec(Algorithm::gcra, 10, kSec), spec(Algorithm::gcra, 20, kSec)};
     const std::array keyed = {KeyedLimits{"a", two}, KeyedLimits{"b", two}};
     const Call call = build_call(keyed, 1, "p:", 0);
-    auto packed = [](const std::vector<double>& values) {  // what the script's struct.pack('<d...', ...) makes
-        std::string out;
-        for (const double v : values)
-            for (std::size_t b = 0; b < sizeof(double); ++b)
-                out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(v) >> (8 * b)) & 0xff));
-        return out;
-    };
     const std::vector<double> clock = {1'700'000'000, 123'456};
     const std::vector<double> ok = {0, 3, 10, 0, 5 * kSec, 2 * kSec};
     const std::array calls = {call, call};
@@ -875,11 +877,7 @@ TEST_F(RedisScript, AChargeSetsTheTtlOnlyWhenTheExpiryMustMove) {
     const std::array keyed = {KeyedLimits{"kept", specs}};
     const auto name = keys_of(keyed)[0];
     auto state = [](double tat_s, double tat_ns, double expiry_s) {  // GCRA: TAT as seconds + ns, expiry
-        std::string out;
-        for (const double f : {tat_s, tat_ns, expiry_s})
-            for (int byte = 0; byte < 8; ++byte)
-                out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(f) >> (8 * byte)) & 0xff));
-        return out;
+        return packed({tat_s, tat_ns, expiry_s});
     };
     // A TAT 10.5 s ahead (well inside a second, so +60 µs stays in it): its expiry is
     // that second + 2, which the state already says. The TTL planted is another one.
@@ -986,11 +984,7 @@ TEST_F(RedisScript, AClockBehindTheStoredStateGivesNoFreeCapacity) {
         if (a == Algorithm::sliding_window)
             fields.push_back(0);  // previous
         fields.push_back(static_cast<double>(at / kSec + 100));  // the key's expiry, Unix s
-        std::string out;
-        for (const double f : fields)
-            for (int byte = 0; byte < 8; ++byte)
-                out.push_back(static_cast<char>((std::bit_cast<std::uint64_t>(f) >> (8 * byte)) & 0xff));
-        return out;
+        return packed(fields);
     };
     for (const auto a : kAlgorithms) {
         const std::vector<LimitSpec> specs = {spec(a, 5, kSec)};

@@ -120,6 +120,26 @@ end
 -- Window starts (length P, aligned on Unix 0) by limit number, computed once per call.
 local W_start = {}
 
+-- A charged key's expiry (Unix s): the first whole second at least 1 s after
+-- its state turns fresh (`ttl` ns from now), never before it was to (`x`, as
+-- read), so that most charges leave it alone (SET KEEPTTL, cheaper than PXAT).
+local function expiry(ttl, x)
+  local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2
+  if xn > now_s + 1e10 then xn = now_s + 1e10 end
+  if x and x > xn and x <= now_s + 1e10 then xn = x end  -- a foreign x: no further than the cap
+  return xn
+end
+
+-- A charged key's new state, kept for the decisions after it and written once
+-- at the end; `x` (as read) is what its TTL is now.
+local function keep(key, new, x, xn)
+  if not x_of[key] then
+    dirty[#dirty + 1] = key
+    x_set[key] = x or false
+  end
+  state[key], x_of[key] = new, xn
+end
+
 -- The small numbers of the headers repeat across a batch (limits "1", cost
 -- "1", limit number "1"): each distinct string is coerced once.
 local NUM = {}
@@ -163,15 +183,8 @@ local function gcra_one(key, s, cost)
     local q = floor(new_tat / E9)  -- new_tat as Unix seconds + ns
     local r = new_tat - q * E9
     if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
-    local ttl = new_tat - NOW
-    local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2  -- as in decide()
-    if xn > now_s + 1e10 then xn = now_s + 1e10 end
-    if x and x > xn and x <= now_s + 1e10 then xn = x end  -- a foreign x: no further than the cap
-    if not x_of[key] then
-      dirty[#dirty + 1] = key
-      x_set[key] = x or false
-    end
-    state[key], x_of[key] = struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), xn
+    local xn = expiry(new_tat - NOW, x)
+    keep(key, struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), x, xn)
   end
   if not (rem >= 0) then rem = 0 elseif rem >= MAX then rem = MAX end
   if not (reset >= 0) then reset = 0 elseif reset >= MAX then reset = MAX elseif reset % 1 ~= 0 then reset = floor(reset) end
@@ -447,12 +460,7 @@ local function decide(ko, ao)
         local r = a2 - q * E9
         if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
         local a_s, a_n = now_s + q, a2 - q * E9
-        -- The key expires at the first whole second at least 1 s after its
-        -- state turns fresh (`ttl` from now), never before it was to: most
-        -- charges then leave its expiry alone (SET KEEPTTL, cheaper than PXAT).
-        local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2
-        if xn > now_s + 1e10 then xn = now_s + 1e10 end
-        if x and x > xn and x <= now_s + 1e10 then xn = x end  -- a foreign x: no further than the cap
+        local xn = expiry(ttl, x)
         local new
         if algo == 2 then
           new = struct.pack('<ddd', a_s, a_n, xn)
@@ -466,11 +474,7 @@ local function decide(ko, ao)
           if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
           new = struct.pack('<dddddd', a_s, a_n, v2, now_s + q, e - q * E9, xn)
         end
-        if not x_of[key] then
-          dirty[#dirty + 1] = key
-          x_set[key] = x or false  -- what the key's TTL is now
-        end
-        state[key], x_of[key] = new, xn
+        keep(key, new, x, xn)
       end
     end
 
