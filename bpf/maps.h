@@ -49,12 +49,15 @@ struct {
 	__type(value, struct rl_ban_value);
 } rl_bans SEC(".maps");
 
-/* per-source buckets + classification cache; sized by the loader */
+/* per-source buckets + classification cache, RL_BUCKET_WAYS per set; the
+ * loader sets the number of sets (and rl_bucket_sets to match). Mmapable so
+ * the sets start page-aligned: each bucket is then one cache line. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 20);
-	__type(key, struct rl_bucket_key);
-	__type(value, struct rl_bucket);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 18);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct rl_bucket_set);
 } rl_buckets SEC(".maps");
 
 /* Per-interface global bucket, slot = ifindex % RL_GLOBAL_SLOTS (the loader

@@ -23,6 +23,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 extern unsigned int CONFIG_HZ __kconfig;
 
+/* Sets in rl_buckets; written by the loader before load. */
+const volatile __u32 rl_bucket_sets = 1;
+
 /* rl time: jiffies in ns. bpf_ktime_get_ns() costs more than the rest of the
  * fast path here (docs/PERFORMANCE.md); a 1/HZ clock is exact on average and
  * GCRA keeps no rounding residue between packets. */
@@ -307,18 +310,50 @@ out:
 	rl_health_inc(RL_HEALTH_RECLASSIFY);
 }
 
-static __always_inline struct rl_bucket *rl_lookup_or_create(const struct rl_bucket_key *key)
+/* The entry of `key` in its set, or a new one in place of the entry that
+ * loses least by being forgotten: a free way, else the one whose last packet
+ * (or debt, for a source over its limit) is oldest. A flood of new sources
+ * therefore evicts idle entries before a source that is being limited.
+ * Two CPUs creating the same entry at once may each zero it: at most one
+ * charge per racing CPU is lost, once. */
+static __always_inline struct rl_bucket *rl_lookup_or_create(const struct rl_ctl *ctl,
+							     const struct rl_bucket_key *key, __u64 now)
 {
-	struct rl_bucket *b = bpf_map_lookup_elem(&rl_buckets, key);
-	if (b)
-		return b;
-	struct rl_bucket fresh = {}; /* policy_gen 0 never matches: classified on first use */
-	long err = bpf_map_update_elem(&rl_buckets, key, &fresh, BPF_NOEXIST);
-	if (err == 0)
-		rl_health_inc(RL_HEALTH_BUCKET_INSERTS);
-	b = bpf_map_lookup_elem(&rl_buckets, key); /* EEXIST: another CPU won the race */
-	if (!b)
-		rl_health_inc(RL_HEALTH_BUCKET_INSERT_FAIL);
+	__u32 idx = rl_bucket_set_index(key, ctl->bucket_seed, rl_bucket_sets);
+	struct rl_bucket_set *set = bpf_map_lookup_elem(&rl_buckets, &idx);
+	if (!set)
+		return NULL;
+	__u64 lo, hi;
+	__builtin_memcpy(&lo, key, 8);
+	__builtin_memcpy(&hi, (const __u8 *)key + 8, 8);
+	__u64 *keys = (__u64 *)set->keys;
+	__u32 victim = 0;
+	__u64 victim_until = ~0ULL;
+#pragma unroll
+	for (__u32 w = 0; w < RL_BUCKET_WAYS; w++) {
+		__u64 wlo = keys[2 * w], whi = keys[2 * w + 1];
+		if (wlo == lo && whi == hi) {
+			set->buckets[w].last_ns = now;
+			return &set->buckets[w];
+		}
+		__u64 until = (wlo | whi) ? rl_bucket_keep_until(&set->buckets[w]) : 0;
+		if (until < victim_until) {
+			victim = w;
+			victim_until = until;
+		}
+	}
+	victim &= RL_BUCKET_WAYS - 1;
+	if (victim_until) {
+		rl_health_inc(RL_HEALTH_BUCKET_EVICTIONS);
+		if (victim_until > now)
+			rl_health_inc(RL_HEALTH_BUCKET_EVICTIONS_OWING);
+	}
+	struct rl_bucket *b = &set->buckets[victim];
+	__builtin_memset(b, 0, sizeof(*b)); /* policy_gen 0 never matches: classified on first use */
+	b->last_ns = now;
+	keys[2 * victim] = lo;
+	keys[2 * victim + 1] = hi;
+	rl_health_inc(RL_HEALTH_BUCKET_INSERTS);
 	return b;
 }
 
@@ -441,11 +476,11 @@ int rl_xdp(struct xdp_md *ctx)
 	struct rl_bucket_key key;
 	rl_make_bucket_key(&key, pkt.addr, pkt.is_v6, cache_prefix, rule);
 
-	struct rl_bucket *entry = rl_lookup_or_create(&key);
-	if (!entry)
+	__u64 now = rl_now_ns();
+	struct rl_bucket *entry = rl_lookup_or_create(ctl, &key, now);
+	if (!entry) /* cannot happen: the set index is always in range */
 		return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
 
-	__u64 now = rl_now_ns();
 	__u32 ban_gen = *(volatile __u32 *)&ctl->ban_gen;
 	if (entry->policy_gen != gen || entry->ban_gen != ban_gen ||
 	    (entry->state == RL_STATE_BANNED && entry->ban_expires_ns && now >= entry->ban_expires_ns))
@@ -475,7 +510,7 @@ int rl_xdp(struct xdp_md *ctx)
 	struct rl_bucket_key agg_key;
 	if (state == RL_STATE_AGGREGATED) {
 		rl_make_bucket_key(&agg_key, pkt.addr, pkt.is_v6, entry->bucket_prefix, rule);
-		bucket = rl_lookup_or_create(&agg_key);
+		bucket = rl_lookup_or_create(ctl, &agg_key, now);
 		if (!bucket)
 			return rl_drop(ifindex, pol, tier, rule, RL_REASON_MAP_FULL, bytes);
 		bkey = &agg_key;

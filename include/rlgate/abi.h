@@ -18,6 +18,12 @@
 #include <linux/types.h>
 #endif
 
+#ifdef __cplusplus
+#define RL_U32(x) static_cast<__u32>(x)
+#else
+#define RL_U32(x) ((__u32)(x))
+#endif
+
 #define RL_MAX_TIERS 16   /* tier ids 0..15; 0 is the default tier */
 #define RL_MAX_RULES 16   /* rule ids 1..15; 0 means "no L4 rule matched" */
 #define RL_POLICY_SLOTS 2 /* double-buffered policy: slot = generation & 1 */
@@ -81,8 +87,8 @@ struct rl_counter {
 
 /* Dataplane health counters (PERCPU_ARRAY, one slot each). */
 enum rl_health {
-	RL_HEALTH_BUCKET_INSERTS = 0,   /* new bucket entries (LRU evicts the oldest) */
-	RL_HEALTH_BUCKET_INSERT_FAIL,   /* insert refused: packet dropped (MAP_FULL) */
+	RL_HEALTH_BUCKET_INSERTS = 0,   /* new bucket entries */
+	RL_HEALTH_BUCKET_EVICTIONS,     /* ... that replaced another source's entry */
 	RL_HEALTH_CAS_RETRY,            /* lost a compare-and-swap race, retried */
 	RL_HEALTH_CAS_EXHAUSTED,        /* gave up after RL_CAS_TRIES: packet dropped */
 	RL_HEALTH_RECLASSIFY,           /* cached classification revalidated */
@@ -90,6 +96,7 @@ enum rl_health {
 	RL_HEALTH_AUTOBAN_FAIL,         /* ban map full */
 	RL_HEALTH_EVENTS_SENT,          /* ring-buffer events emitted */
 	RL_HEALTH_EVENTS_SUPPRESSED,    /* events dropped by the event budget or a full ring */
+	RL_HEALTH_BUCKET_EVICTIONS_OWING, /* evictions of a bucket still in debt: rl_buckets is too small */
 	RL_HEALTH_MAX,
 };
 
@@ -193,13 +200,14 @@ struct rl_ctl {
 	__u64 sample_tat_q; /* budget of drop samples (RL_EVENT_DROP), separate so */
 	__u64 sample_interval_q; /* samples never crowd out auto-ban events */
 	__u64 sample_tolerance_q;
+	__u64 bucket_seed; /* secret hash seed of rl_buckets, set once when the map is created */
 };
 
 /* Bumped whenever a pinned map's layout or meaning changes: a daemon refuses
  * to adopt pinned maps of another version instead of misreading them. */
-#define RL_ABI_VERSION 4
+#define RL_ABI_VERSION 5
 
-/* Bucket map (LRU hash) key: source masked to a prefix, plus the L4 rule.
+/* Bucket key: source masked to a prefix, plus the L4 rule.
  * The same map holds classification-cache entries (prefix = cache
  * granularity) and aggregated buckets (prefix = tier prefix).
  * 16 bytes, because the key is hashed on every packet (a 20-byte key costs
@@ -239,7 +247,45 @@ struct rl_bucket {
 	 * CPUs may lose a few): the daemon diffs two snapshots for `rlctl top`. */
 	__u32 passed;
 	__u32 dropped;
+	__u64 last_ns; /* rl time of the entry's last packet: eviction order */
 };
+
+/* rl_buckets is an array of sets of RL_BUCKET_WAYS entries, not a hash map:
+ * a source lives in the set its key hashes to (with a secret seed, so that
+ * nobody can aim a flood at one set), the four keys share one cache line and
+ * each bucket has its own. Looking a source up is an inlined array access
+ * and four compares instead of a hash-table walk, and a new source replaces
+ * the entry of its set that lost least by being forgotten (docs/architecture.md).
+ * An all-zero key marks a free way: real keys never are (IPv4 keys carry
+ * RL_BUCKET_KEY_V4, IPv6 keys a prefix length >= 1). */
+#define RL_BUCKET_WAYS 4
+struct rl_bucket_set {
+	struct rl_bucket_key keys[RL_BUCKET_WAYS];
+	struct rl_bucket buckets[RL_BUCKET_WAYS];
+};
+
+static inline __u32 rl_bucket_set_index(const struct rl_bucket_key *key, __u64 seed, __u32 sets)
+{
+	__u64 w[2];
+	__builtin_memcpy(w, key, sizeof(w));
+	__u64 h = (w[0] ^ seed) * 0x9e3779b97f4a7c15ULL;
+	h = (h ^ w[1] ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return RL_U32(((h & 0xffffffffULL) * sets) >> 32); /* range reduction without a modulo */
+}
+
+/* The time after which forgetting a bucket loses nothing: its last packet,
+ * or the end of its debt when it is over its limit. */
+static inline __u64 rl_bucket_keep_until(const struct rl_bucket *b)
+{
+	__u64 until = b->last_ns;
+	__u64 pkt = b->pkt_tat_q >> RL_Q_SHIFT, bytes = b->byte_tat_q >> RL_Q_SHIFT;
+	if (pkt > until)
+		until = pkt;
+	if (bytes > until)
+		until = bytes;
+	return until;
+}
 
 enum rl_event_type {
 	RL_EVENT_AUTOBAN = 1,
@@ -309,12 +355,15 @@ RL_ASSERT(RL_OFFSETOF(struct rl_policy, tiers) == 40, "rl_policy.tiers");
 RL_ASSERT(RL_OFFSETOF(struct rl_policy, limits) == 40 + 24 * RL_MAX_TIERS, "rl_policy.limits");
 RL_ASSERT(sizeof(struct rl_policy) == 40 + 24 * RL_MAX_TIERS + 32 * RL_MAX_TIERS * RL_MAX_RULES,
 	  "rl_policy layout");
-RL_ASSERT(sizeof(struct rl_ctl) == 64, "rl_ctl layout");
+RL_ASSERT(sizeof(struct rl_ctl) == 72, "rl_ctl layout");
 RL_ASSERT(RL_IF_SLOTS == RL_GLOBAL_SLOTS, "interface counters share the global limit's slots");
 RL_ASSERT(RL_OFFSETOF(struct rl_ctl, abi_version) == 32, "rl_ctl.abi_version");
 RL_ASSERT(sizeof(struct rl_bucket_key) == 16, "rl_bucket_key layout");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket_key, prefixlen) == 14, "rl_bucket_key.prefixlen");
-RL_ASSERT(sizeof(struct rl_bucket) == 56, "rl_bucket layout");
+RL_ASSERT(sizeof(struct rl_bucket) == 64, "rl_bucket layout: one cache line");
+RL_ASSERT(RL_OFFSETOF(struct rl_bucket, last_ns) == 56, "rl_bucket.last_ns");
+RL_ASSERT(sizeof(struct rl_bucket_set) == 64 + 64 * RL_BUCKET_WAYS, "rl_bucket_set layout: keys in one line");
+RL_ASSERT(RL_OFFSETOF(struct rl_bucket_set, buckets) == 64, "rl_bucket_set.buckets");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, passed) == 48, "rl_bucket.passed");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, window_drops) == 32, "rl_bucket.window_drops");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, state) == 44, "rl_bucket.state");

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // The bucket map under churn, through the real program: a spoofed flood of a
 // million distinct sources into a map a sixteenth of that size. The map stays
-// within its configured size (LRU eviction, never an insert failure), the
+// within its configured size (a new source replaces an entry of its set), the
 // legitimate sources keep their packets, and a source that is over its limit
 // stays limited: its bucket, touched often, is not the one evicted (an evicted
 // bucket would come back full and let a burst through each time).
@@ -63,7 +63,8 @@ TEST_F(ChurnTest, AMillionSpoofedSourcesLeaveLegitimateOnesTheirPacketsAndTheMap
     EXPECT_GE(share, 0.99) << legit_passed << " of " << legit_sent;
     EXPECT_LE(dp_->count_buckets(), kBuckets) << "the map grew beyond its size";
     EXPECT_GT(c.health[RL_HEALTH_BUCKET_INSERTS], kSpoofed - kSpoofed / 100) << "every new source got a bucket";
-    EXPECT_EQ(c.health[RL_HEALTH_BUCKET_INSERT_FAIL], 0U) << "an LRU map never refuses an insert";
+    EXPECT_GT(c.health[RL_HEALTH_BUCKET_EVICTIONS], kSpoofed - kBuckets - kSpoofed / 100) << "a full set evicts";
+    EXPECT_LE(c.health[RL_HEALTH_BUCKET_EVICTIONS], c.health[RL_HEALTH_BUCKET_INSERTS]);
     RecordProperty("legit_passed_share", std::to_string(share));
     RecordProperty("bucket_inserts", std::to_string(c.health[RL_HEALTH_BUCKET_INSERTS]));
 }
@@ -93,6 +94,44 @@ TEST_F(ChurnTest, ASourceOverItsLimitStaysLimitedWhileTheMapChurns) {
     EXPECT_GE(static_cast<double>(passed), bound * 0.98 - 1) << "the limit must not be stricter than configured";
     RecordProperty("active_passed", std::to_string(passed));
     RecordProperty("active_bound", std::to_string(bound));
+}
+
+TEST_F(ChurnTest, NewSourcesOfAFullSetEvictTheEntryThatLosesLeastNotALimitedSource) {
+    apply(limited_policy(100, 20));
+    auto frame = udp_frame();
+    const std::uint32_t limited = 0xC0A8'0101U;  // 192.168.1.1
+    auto key_of = [](std::uint32_t a) {
+        return bucket_key(IpAddress::from_v4_bytes({static_cast<std::uint8_t>(a >> 24), static_cast<std::uint8_t>(a >> 16),
+                                                    static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)}),
+                          128, 0);
+    };
+    // Sources that share the limited source's set (the seed is secret to
+    // senders, not to us).
+    const std::uint32_t set = dp_->buckets().set_of(key_of(limited));
+    std::vector<std::uint32_t> neighbours;
+    for (std::uint32_t a = 11U << 24; neighbours.size() < 8; ++a)
+        if (dp_->buckets().set_of(key_of(a)) == set)
+            neighbours.push_back(a);
+
+    frame.set_source(limited);
+    int passed = 0;
+    for (int i = 0; i < 40; ++i)
+        passed += dp_->test_run(frame.bytes, 1).verdict == XDP_PASS;
+    ASSERT_LE(passed, 21) << "burst 20 (+1 if a clock tick refilled one)";
+    const auto before = dp_->read_counters().health;
+
+    for (const std::uint32_t a : neighbours) {  // one packet each, all newer than the limited source's last
+        frame.set_source(a);
+        EXPECT_EQ(dp_->test_run(frame.bytes, 1).verdict, XDP_PASS);
+    }
+    const auto after = dp_->read_counters().health;
+    EXPECT_EQ(after[RL_HEALTH_BUCKET_INSERTS] - before[RL_HEALTH_BUCKET_INSERTS], 8U);
+    EXPECT_EQ(after[RL_HEALTH_BUCKET_EVICTIONS] - before[RL_HEALTH_BUCKET_EVICTIONS], 5U) << "3 free ways, then evictions";
+    EXPECT_TRUE(dp_->lookup_bucket(key_of(limited)).has_value()) << "the limited source kept its bucket";
+    EXPECT_FALSE(dp_->lookup_bucket(key_of(neighbours[0])).has_value()) << "the oldest newcomer went first";
+    EXPECT_TRUE(dp_->lookup_bucket(key_of(neighbours[7])).has_value());
+    frame.set_source(limited);
+    EXPECT_EQ(dp_->test_run(frame.bytes, 1).verdict, XDP_DROP) << "still over its limit: no fresh burst";
 }
 
 }  // namespace

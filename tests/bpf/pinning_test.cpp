@@ -63,12 +63,26 @@ TEST_F(PinningTest, PinnedMapsDumpWithNamedFields) {
     for (const char* name : {"rl_ctl", "rl_policy", "rl_class", "rl_bans", "rl_buckets", "rl_stats", "rl_events"})
         EXPECT_TRUE(std::filesystem::exists(dir_ + "/" + name)) << name;
 
-    auto buckets = nlohmann::json::parse(run_command("bpftool -j map dump pinned " + dir_ + "/rl_buckets"));
-    ASSERT_EQ(buckets.size(), 1U);
-    const auto& f = buckets[0]["formatted"];
-    EXPECT_TRUE(f["value"].contains("pkt_tat_q")) << buckets.dump();
-    EXPECT_TRUE(f["key"].contains("prefixlen")) << buckets.dump();
-    EXPECT_EQ(f["key"]["prefixlen"], 128);
+    // rl_buckets is an array of sets: one entry per set, each with its keys and buckets by name.
+    auto sets = nlohmann::json::parse(run_command("bpftool -j map dump pinned " + dir_ + "/rl_buckets"));
+    EXPECT_EQ(sets.size(), dp_->buckets().sets());
+    std::vector<std::pair<nlohmann::json, nlohmann::json>> used;  // key, bucket
+    for (const auto& set : sets) {
+        const auto& v = set["formatted"]["value"];
+        ASSERT_EQ(v["keys"].size(), RL_BUCKET_WAYS) << v.dump();
+        for (std::size_t w = 0; w < RL_BUCKET_WAYS; ++w)
+            if (v["keys"][w]["prefixlen"] != 0)
+                used.emplace_back(v["keys"][w], v["buckets"][w]);
+    }
+    ASSERT_EQ(used.size(), 1U);
+    EXPECT_EQ(used[0].first["prefixlen"], 128);
+    EXPECT_EQ(used[0].first["rule"], RL_BUCKET_KEY_V4);
+    EXPECT_TRUE(used[0].second.contains("pkt_tat_q")) << used[0].second.dump();
+    EXPECT_EQ(used[0].second["passed"], 1);
+    EXPECT_EQ(sets[dp_->buckets().set_of(bucket_key(*IpAddress::parse("192.0.2.1"), 128, 0))]["formatted"]["value"]
+                   ["keys"][0]["prefixlen"],
+              128)
+        << "the source sits in the set userspace computes for it";
 
     auto bans = nlohmann::json::parse(run_command("bpftool -j map dump pinned " + dir_ + "/rl_bans"));
     ASSERT_EQ(bans.size(), 1U);

@@ -470,7 +470,7 @@ class Program {
 public:
     explicit Program(const ProgramFlags& flags) : flags_(flags) {
         rlgate::DataplaneOptions o;
-        o.bucket_entries = 65536;  // LRU: old sources are evicted, never refused
+        o.bucket_entries = 65536;  // a full set evicts, never refuses
         o.class_entries = 256;
         o.ban_entries = 16;
         dp_ = std::make_unique<rlgate::Dataplane>(o);

@@ -21,10 +21,9 @@ class BansTest : public DaemonTest {
 protected:
     rl_bucket bucket_of(const char* source) {
         const auto key = bucket_key(*net::IpAddress::parse(source), 128, 0);
-        UniqueFd fd(bpf_obj_get((daemon_->pin_dir() + "/rl_buckets").c_str()));
-        rl_bucket b{};
-        EXPECT_EQ(bpf_map_lookup_elem(fd.get(), &key, &b), 0) << source;
-        return b;
+        const auto b = BucketSets::open_pinned(daemon_->pin_dir()).find(key);
+        EXPECT_TRUE(b.has_value()) << source;
+        return b.value_or(rl_bucket{});
     }
     json ban_of(const std::string& source) {
         const auto list = daemon_->call("ban.list");  // not in the for: the temporary would die first

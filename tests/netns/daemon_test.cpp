@@ -60,11 +60,9 @@ TEST_F(DaemonTest, KillNineKeepsEnforcingAndTheRestartedDaemonKeepsBansAndBucket
     // A bucket as the kernel keeps it, read straight from the pinned map.
     const auto key = bucket_key(*net::IpAddress::parse("10.204.0.1"), 128, 0);
     auto read_bucket = [&] {
-        UniqueFd fd(bpf_obj_get((daemon_->pin_dir() + "/rl_buckets").c_str()));
-        EXPECT_TRUE(fd.valid());
-        rl_bucket b{};
-        EXPECT_EQ(bpf_map_lookup_elem(fd.get(), &key, &b), 0);
-        return b;
+        const auto b = BucketSets::open_pinned(daemon_->pin_dir()).find(key);
+        EXPECT_TRUE(b.has_value());
+        return b.value_or(rl_bucket{});
     };
     const rl_bucket bucket_before = read_bucket();
     const auto stats_before = daemon_->call("stats");

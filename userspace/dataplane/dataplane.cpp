@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <random>
 
 #include "dataplane/bpf_error.hpp"
 #include "rlgate_bpf.skel.h"
@@ -159,7 +160,10 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
     skel_.reset(rlgate_bpf__open());
     if (!skel_)
         throw BpfError(errno, "open BPF skeleton rlgate_bpf");
-    check_bpf(bpf_map__set_max_entries(skel_->maps.rl_buckets, options_.bucket_entries), "size rl_buckets");
+    // Sets of RL_BUCKET_WAYS entries: capacity rounds up to a multiple of 4.
+    const std::uint32_t bucket_sets = std::max<std::uint32_t>(1, (options_.bucket_entries + RL_BUCKET_WAYS - 1) / RL_BUCKET_WAYS);
+    check_bpf(bpf_map__set_max_entries(skel_->maps.rl_buckets, bucket_sets), "size rl_buckets");
+    skel_->rodata->rl_bucket_sets = bucket_sets;
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_class, options_.class_entries), "size rl_class");
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_bans, options_.ban_entries), "size rl_bans");
     adopt_pinned_maps();
@@ -181,6 +185,11 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
                                    "; `rlgated --cleanup` removes the old state (buckets and counters start over; rlgated "
                                    "restores bans from its state directory)");
     c->abi_version = RL_ABI_VERSION;
+    if (c->bucket_seed == 0) {  // new maps: the seed lives as long as rl_buckets' contents
+        std::random_device rd;
+        c->bucket_seed = (std::uint64_t{rd()} << 32 | rd()) | 1;
+    }
+    buckets_.emplace(bpf_map__fd(skel_->maps.rl_buckets), c->bucket_seed);
     if (const std::uint32_t gen = policy_generation(); gen != 0) {
         const std::uint32_t slot = gen & 1;
         rl_policy active{};
@@ -654,7 +663,7 @@ int Dataplane::consume_events(const std::function<void(const rl_event&)>& on_eve
 
 std::vector<Dataplane::MapFill> Dataplane::map_fill() const {
     std::vector<MapFill> out;
-    out.push_back({"rl_buckets", count_buckets(), options_.bucket_entries});
+    out.push_back({"rl_buckets", count_buckets(), buckets_->capacity()});
     out.push_back({"rl_bans", all_keys<rl_lpm_key>(bpf_map__fd(skel_->maps.rl_bans)).size(), options_.ban_entries});
     out.push_back({"rl_class", all_keys<rl_lpm_key>(bpf_map__fd(skel_->maps.rl_class)).size(), options_.class_entries});
     return out;
@@ -679,43 +688,15 @@ TestRunResult Dataplane::test_run(std::span<const std::uint8_t> frame, std::uint
     return TestRunResult{opts.retval, opts.duration};
 }
 
-std::optional<rl_bucket> Dataplane::lookup_bucket(const rl_bucket_key& key) const {
-    rl_bucket b{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_buckets), &key, &b) != 0)
-        return std::nullopt;
-    return b;
-}
+std::optional<rl_bucket> Dataplane::lookup_bucket(const rl_bucket_key& key) const { return buckets_->find(key); }
 
-void Dataplane::update_bucket(const rl_bucket_key& key, const rl_bucket& value) {
-    check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_buckets), &key, &value, BPF_ANY), "update rl_buckets");
-}
+void Dataplane::update_bucket(const rl_bucket_key& key, const rl_bucket& value) { buckets_->put(key, value); }
 
-void Dataplane::clear_buckets() {
-    const int fd = bpf_map__fd(skel_->maps.rl_buckets);
-    for (const auto& k : all_keys<rl_bucket_key>(fd))
-        bpf_map_delete_elem(fd, &k);
-}
+void Dataplane::clear_buckets() { buckets_->clear(); }
 
 void Dataplane::for_each_bucket_chunk(const char* what,
                                       const std::function<void(std::span<const rl_bucket_key>, std::span<const rl_bucket>)>& fn) const {
-    const int fd = bpf_map__fd(skel_->maps.rl_buckets);
-    constexpr std::uint32_t kChunk = 8192;
-    std::vector<rl_bucket_key> keys(kChunk);
-    std::vector<rl_bucket> values(kChunk);
-    rl_bucket_key batch{};  // opaque cursor; hash maps use 4 bytes of it
-    bool first = true;
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    for (;;) {
-        std::uint32_t count = kChunk;
-        const int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(), values.data(),
-                                             &count, &opts);
-        first = false;
-        if (err != 0 && errno != ENOENT)
-            throw BpfError(errno, what);
-        fn(std::span(keys.data(), count), std::span(values.data(), count));
-        if (err != 0)  // ENOENT: that was the last chunk
-            return;
-    }
+    buckets_->for_each_chunk(what, fn);
 }
 
 std::size_t Dataplane::count_buckets() const {

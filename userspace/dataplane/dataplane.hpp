@@ -20,6 +20,7 @@
 
 #include "core/net/ip_address.hpp"
 #include "core/policy/policy.hpp"
+#include "dataplane/bucket_sets.hpp"
 #include "dataplane/unique_fd.hpp"
 #include "rlgate/abi.h"
 
@@ -29,7 +30,7 @@ struct ring_buffer;
 namespace rlgate {
 
 struct DataplaneOptions {
-    std::uint32_t bucket_entries = 1U << 20;  // LRU: sources tracked at once
+    std::uint32_t bucket_entries = 1U << 20;  // sources tracked at once (rounded up to whole sets of 4)
     std::uint32_t class_entries = 65536;      // allow + deny + tier prefixes, both slots
     std::uint32_t ban_entries = 65536;
     std::uint32_t events_per_sec = 100;       // ring-buffer event budget
@@ -151,6 +152,7 @@ public:
     void clear_buckets();
     [[nodiscard]] std::size_t count_buckets() const;
     [[nodiscard]] std::vector<BucketEntry> snapshot_buckets() const;  // batch read of the whole map
+    [[nodiscard]] const BucketSets& buckets() const { return *buckets_; }
 
     // Pins every map under `dir` (on bpffs) by its name, e.g. dir/rl_buckets;
     // unpin_maps removes those pins (the maps live on while referenced).
@@ -199,6 +201,7 @@ private:
     std::uint8_t v6_class_prefix_ = 64;
     bool adopted_ = false;
     std::set<std::string> adopted_maps_;
+    std::optional<BucketSets> buckets_;  // rl_buckets, once loaded
 };
 
 // Removes what a Dataplane with this pin_dir left behind, without loading

@@ -30,7 +30,7 @@ constexpr std::string_view verdict_name(std::uint32_t v) { return v == RL_VERDIC
 constexpr std::string_view health_name(std::uint32_t h) {
     switch (h) {
     case RL_HEALTH_BUCKET_INSERTS: return "bucket_inserts";
-    case RL_HEALTH_BUCKET_INSERT_FAIL: return "bucket_insert_failures";
+    case RL_HEALTH_BUCKET_EVICTIONS: return "bucket_evictions";
     case RL_HEALTH_CAS_RETRY: return "cas_retries";
     case RL_HEALTH_CAS_EXHAUSTED: return "cas_exhausted";
     case RL_HEALTH_RECLASSIFY: return "reclassifications";
@@ -38,6 +38,7 @@ constexpr std::string_view health_name(std::uint32_t h) {
     case RL_HEALTH_AUTOBAN_FAIL: return "autoban_failures";
     case RL_HEALTH_EVENTS_SENT: return "events_sent";
     case RL_HEALTH_EVENTS_SUPPRESSED: return "events_suppressed";
+    case RL_HEALTH_BUCKET_EVICTIONS_OWING: return "bucket_evictions_owing";
     default: return "unknown";
     }
 }

@@ -61,6 +61,7 @@
 #include "bench_bpf.skel.h"
 #include "core/policy/policy.hpp"
 #include "dataplane/bpf_error.hpp"
+#include "dataplane/bucket_sets.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/unique_fd.hpp"
 
@@ -917,29 +918,21 @@ int run_scrape(const ScrapeBenchOptions& o) {
     run_checked({"nsenter", "--net=/run/netns/" + ns.name(), rlgated, "--config", dir + "/rlgate.json"});
 
     // Fill the bucket map as a million spoofed sources would.
-    const UniqueFd buckets(bpf_obj_get((pin + "/rl_buckets").c_str()));
-    if (!buckets.valid())
-        throw_errno(errno, "open the daemon's pinned rl_buckets");
-    constexpr std::uint32_t kChunk = 65536;
-    std::vector<rl_bucket_key> keys(kChunk);
-    std::vector<rl_bucket> values(kChunk);
-    for (std::uint32_t base = 0; base < o.sources; base += kChunk) {
-        std::uint32_t n = std::min(kChunk, o.sources - base);
-        for (std::uint32_t i = 0; i < n; ++i) {
-            const std::uint32_t addr = 0x0b000000U + base + i;
-            keys[i] = {};
-            keys[i].addr[0] = static_cast<std::uint8_t>(addr >> 24);
-            keys[i].addr[1] = static_cast<std::uint8_t>(addr >> 16);
-            keys[i].addr[2] = static_cast<std::uint8_t>(addr >> 8);
-            keys[i].addr[3] = static_cast<std::uint8_t>(addr);
-            keys[i].prefixlen = 128;
-            keys[i].rule = RL_BUCKET_KEY_V4;
-            values[i] = {};
-            values[i].passed = i;
-        }
-        LIBBPF_OPTS(bpf_map_batch_opts, bopts);
-        check_bpf(bpf_map_update_batch(buckets.get(), keys.data(), values.data(), &n, &bopts), "fill rl_buckets");
+    BucketSets buckets = BucketSets::open_pinned(pin);
+    std::vector<rl_bucket_key> keys(o.sources);
+    std::vector<rl_bucket> values(o.sources);
+    for (std::uint32_t i = 0; i < o.sources; ++i) {
+        const std::uint32_t addr = 0x0b000000U + i;
+        keys[i].addr[0] = static_cast<std::uint8_t>(addr >> 24);
+        keys[i].addr[1] = static_cast<std::uint8_t>(addr >> 16);
+        keys[i].addr[2] = static_cast<std::uint8_t>(addr >> 8);
+        keys[i].addr[3] = static_cast<std::uint8_t>(addr);
+        keys[i].prefixlen = 128;
+        keys[i].rule = RL_BUCKET_KEY_V4;
+        values[i].passed = i;
+        values[i].last_ns = 1;
     }
+    buckets.put_all(keys, values);
     const UniqueFd prog(find_program("rl_xdp"));
     if (!prog.valid())
         throw std::runtime_error("cannot find the daemon's rl_xdp program");

@@ -128,11 +128,22 @@ int run_xdp_bench(const XdpBenchOptions& o) {
         const std::pair<const char*, bpf_program*> refs[] = {
             {"lru_key8", ref->progs.bench_lookup8},   {"lru_key12", ref->progs.bench_lookup12},
             {"lru_key16", ref->progs.bench_lookup16}, {"lru_key20", ref->progs.bench_lookup},
-            {"lru_key8_cas", ref->progs.bench_lookup_cas}, {"ktime_get_ns", ref->progs.bench_ktime},
+            {"lru_key8_cas", ref->progs.bench_lookup_cas}, {"set4_key16_cas", ref->progs.bench_set4},
+            {"ktime_get_ns", ref->progs.bench_ktime},
             {"ktime_coarse", ref->progs.bench_coarse},     {"jiffies64", ref->progs.bench_jiffies}};
         for (const auto& [name, prog] : refs) {
             const double ns = median_ns(bpf_program__fd(prog), under, o);
             references.push_back({name, ns, ns / floor, "reference"});
+        }
+        // The same churn stream into the bare bucket stores.
+        const std::pair<const char*, bpf_program*> churn_refs[] = {{"lru_key16_churn", ref->progs.bench_lookup16},
+                                                                   {"set4_churn", ref->progs.bench_set4}};
+        for (const auto& [name, prog] : churn_refs) {
+            const int fd = bpf_program__fd(prog);
+            check_bpf(bpf_map_update_elem(progs_fd, &slot0, &fd, BPF_ANY), "set tail call");
+            run_ns(churn_fd, churn, o.repeat);
+            const double ns = median_ns(churn_fd, churn, o);
+            references.push_back({name, ns, ns / floor, "reference, mutator incl."});
         }
     }
 
