@@ -50,12 +50,12 @@ struct {
 } rl_bans SEC(".maps");
 
 /* per-source buckets + classification cache, RL_BUCKET_WAYS per set; the
- * loader sets the number of sets (and rl_bucket_sets to match). Mmapable so
- * the sets start page-aligned: each bucket is then one cache line. */
+ * loader sets the number of sets (and rl_bucket_sets to match). Not
+ * mmapable: a plain array may be backed by huge pages, which measurably cut
+ * TLB misses when many sources are active (docs/PERFORMANCE.md). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << 18);
-	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct rl_bucket_set);
 } rl_buckets SEC(".maps");
