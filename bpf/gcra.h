@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Token bucket in GCRA form: the whole state is one u64 "theoretical arrival
- * time" (TAT), so a compare-and-swap updates it atomically from any CPU. LRU
- * hash maps refuse bpf_spin_lock on this kernel; one CAS on one word needs no
- * lock, and a shared (not per-CPU) entry keeps a source at its rate however
- * many RX queues its flows hash to.
+ * time" (TAT), so a compare-and-swap updates it atomically from any CPU. One
+ * CAS on one word needs no lock, and a shared (not per-CPU) entry keeps a
+ * source at its rate however many RX queues its flows hash to.
  *
  * A packet costing `cost` conforms when max(TAT, now) + cost - now <= tolerance,
  * with tolerance = burst * interval: a fresh bucket passes exactly `burst`

@@ -7,8 +7,8 @@
  *
  * The LPM tries are walked only when a source is first seen or when the
  * policy or ban generation changed: the result is cached in the source's entry
- * of rl_buckets, next to its token bucket, so the common path is one hash
- * lookup, one compare-and-swap and a per-CPU counter.
+ * of rl_buckets, next to its token bucket, so the common path is one array
+ * access with four key compares, one compare-and-swap and per-CPU counters.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -310,51 +310,103 @@ out:
 	rl_health_inc(RL_HEALTH_RECLASSIFY);
 }
 
+/* Where a source's entry lives: its bucket, and the two words of its key in
+ * the set (to tell afterwards whether the way still belongs to the source). */
+struct rl_way {
+	struct rl_bucket *bucket;
+	__u64 *key;
+	bool created;
+};
+
+static __always_inline __u64 rl_load64(const __u64 *p)
+{
+	return *(const volatile __u64 *)p;
+}
+
 /* The entry of `key` in its set, or a new one in place of the entry that
  * loses least by being forgotten: a free way, else the one whose last packet
- * (or debt, for a source over its limit) is oldest. A flood of new sources
- * therefore evicts idle entries before a source that is being limited.
- * Two CPUs creating the same entry at once may each zero it: at most one
- * charge per racing CPU is lost, once. */
-static __always_inline struct rl_bucket *rl_lookup_or_create(const struct rl_ctl *ctl,
-							     const struct rl_bucket_key *key, __u64 now)
+ * (or the end of its debt, for a source over its limit) is oldest. A flood of
+ * new sources therefore evicts idle entries before a source being limited.
+ * The way holding (keep_lo, keep_hi) is never chosen: an aggregated source's
+ * shared bucket must not evict the source's own entry.
+ *
+ * Rekeying a way: claim it by compare-and-swap of its key's high word to
+ * RL_WAY_BUSY_HI (no real key, and not the free key), reset the bucket,
+ * write the low word, publish the high word last. Readers compare the high
+ * word first; on x86 (TSO) a published high word implies the new low word.
+ * A CPU that loses the claim looks again, once; then the packet fails closed
+ * (map_full). */
+static __always_inline bool rl_lookup_or_create(const struct rl_ctl *ctl, const struct rl_bucket_key *key,
+						__u64 now, __u64 keep_lo, __u64 keep_hi, struct rl_way *out)
 {
 	__u32 idx = rl_bucket_set_index(key, ctl->bucket_seed, rl_bucket_sets);
 	struct rl_bucket_set *set = bpf_map_lookup_elem(&rl_buckets, &idx);
 	if (!set)
-		return NULL;
+		return false;
 	__u64 lo, hi;
 	__builtin_memcpy(&lo, key, 8);
 	__builtin_memcpy(&hi, (const __u8 *)key + 8, 8);
 	__u64 *keys = (__u64 *)set->keys;
-	__u32 victim = 0;
-	__u64 victim_until = ~0ULL;
+	out->created = false;
 #pragma unroll
-	for (__u32 w = 0; w < RL_BUCKET_WAYS; w++) {
-		__u64 wlo = keys[2 * w], whi = keys[2 * w + 1];
-		if (wlo == lo && whi == hi) {
-			set->buckets[w].last_ns = now;
-			return &set->buckets[w];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		__u32 victim = RL_BUCKET_WAYS;
+		__u64 victim_until = ~0ULL, victim_hi = 0;
+#pragma unroll
+		for (__u32 w = 0; w < RL_BUCKET_WAYS; w++) {
+			__u64 whi = rl_load64(&keys[2 * w + 1]);
+			__u64 wlo = rl_load64(&keys[2 * w]);
+			if (whi == hi && wlo == lo) {
+				set->buckets[w].last_ns = now;
+				out->bucket = &set->buckets[w];
+				out->key = &keys[2 * w];
+				return true;
+			}
+			if (whi == RL_WAY_BUSY_HI || (keep_hi && whi == keep_hi && wlo == keep_lo))
+				continue;
+			__u64 until = 0;
+			if (wlo | whi) { /* used: at least 1, so a free way always wins */
+				until = rl_bucket_keep_until(&set->buckets[w]);
+				until = until ? until : 1;
+			}
+			if (until < victim_until) {
+				victim = w;
+				victim_until = until;
+				victim_hi = whi;
+			}
 		}
-		__u64 until = (wlo | whi) ? rl_bucket_keep_until(&set->buckets[w]) : 0;
-		if (until < victim_until) {
-			victim = w;
-			victim_until = until;
+		if (victim >= RL_BUCKET_WAYS)
+			break; /* every way busy or kept */
+		if (__sync_val_compare_and_swap(&keys[2 * victim + 1], victim_hi, RL_WAY_BUSY_HI) != victim_hi)
+			continue; /* another CPU is rekeying that way */
+		if (victim_until) {
+			rl_health_inc(RL_HEALTH_BUCKET_EVICTIONS);
+			if (victim_until > now)
+				rl_health_inc(RL_HEALTH_BUCKET_EVICTIONS_OWING);
 		}
+		struct rl_bucket *b = &set->buckets[victim];
+		__builtin_memset(b, 0, sizeof(*b)); /* policy_gen 0: classified on first use */
+		b->last_ns = now;
+		*(volatile __u64 *)&keys[2 * victim] = lo;
+		asm volatile("" ::: "memory");
+		*(volatile __u64 *)&keys[2 * victim + 1] = hi;
+		rl_health_inc(RL_HEALTH_BUCKET_INSERTS);
+		out->bucket = b;
+		out->key = &keys[2 * victim];
+		out->created = true;
+		return true;
 	}
-	victim &= RL_BUCKET_WAYS - 1;
-	if (victim_until) {
-		rl_health_inc(RL_HEALTH_BUCKET_EVICTIONS);
-		if (victim_until > now)
-			rl_health_inc(RL_HEALTH_BUCKET_EVICTIONS_OWING);
-	}
-	struct rl_bucket *b = &set->buckets[victim];
-	__builtin_memset(b, 0, sizeof(*b)); /* policy_gen 0 never matches: classified on first use */
-	b->last_ns = now;
-	keys[2 * victim] = lo;
-	keys[2 * victim + 1] = hi;
-	rl_health_inc(RL_HEALTH_BUCKET_INSERTS);
-	return b;
+	return false;
+}
+
+/* Whether a way still holds `key` after this CPU wrote into its entry. The
+ * atomic read is a full barrier: the writes are visible before the check. */
+static __always_inline bool rl_way_holds(__u64 *way_key, const struct rl_bucket_key *key)
+{
+	__u64 lo, hi;
+	__builtin_memcpy(&lo, key, 8);
+	__builtin_memcpy(&hi, (const __u8 *)key + 8, 8);
+	return __sync_fetch_and_or(&way_key[1], 0) == hi && rl_load64(&way_key[0]) == lo;
 }
 
 /* Both the packet and the byte budget must conform; a packet charged to one
@@ -477,14 +529,20 @@ int rl_xdp(struct xdp_md *ctx)
 	rl_make_bucket_key(&key, pkt.addr, pkt.is_v6, cache_prefix, rule);
 
 	__u64 now = rl_now_ns();
-	struct rl_bucket *entry = rl_lookup_or_create(ctl, &key, now);
-	if (!entry) /* cannot happen: the set index is always in range */
+	struct rl_way way;
+	if (!rl_lookup_or_create(ctl, &key, now, 0, 0, &way)) /* lost two creation races */
 		return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
+	struct rl_bucket *entry = way.bucket;
 
 	__u32 ban_gen = *(volatile __u32 *)&ctl->ban_gen;
-	if (entry->policy_gen != gen || entry->ban_gen != ban_gen ||
-	    (entry->state == RL_STATE_BANNED && entry->ban_expires_ns && now >= entry->ban_expires_ns))
+	if (way.created || entry->policy_gen != gen || entry->ban_gen != ban_gen ||
+	    (entry->state == RL_STATE_BANNED && entry->ban_expires_ns && now >= entry->ban_expires_ns)) {
 		rl_classify(entry, &pkt, pol, gen, ban_gen, cache_prefix, now);
+		/* Another CPU rekeyed the way meanwhile: what was just written is
+		 * this source's class, not the new owner's; make the owner classify. */
+		if (!rl_way_holds(way.key, &key))
+			entry->policy_gen = 0;
+	}
 
 	__u32 state = entry->state;
 	if (state == RL_STATE_ALLOWED) {
@@ -510,9 +568,13 @@ int rl_xdp(struct xdp_md *ctx)
 	struct rl_bucket_key agg_key;
 	if (state == RL_STATE_AGGREGATED) {
 		rl_make_bucket_key(&agg_key, pkt.addr, pkt.is_v6, entry->bucket_prefix, rule);
-		bucket = rl_lookup_or_create(ctl, &agg_key, now);
-		if (!bucket)
+		__u64 keep_lo, keep_hi;
+		__builtin_memcpy(&keep_lo, &key, 8);
+		__builtin_memcpy(&keep_hi, (const __u8 *)&key + 8, 8);
+		struct rl_way agg;
+		if (!rl_lookup_or_create(ctl, &agg_key, now, keep_lo, keep_hi, &agg))
 			return rl_drop(ifindex, pol, tier, rule, RL_REASON_MAP_FULL, bytes);
+		bucket = agg.bucket;
 		bkey = &agg_key;
 		if (bucket->state != RL_STATE_AGGREGATED) { /* label it for rlctl top and bpftool */
 			bucket->state = RL_STATE_AGGREGATED;

@@ -259,6 +259,9 @@ struct rl_bucket {
  * An all-zero key marks a free way: real keys never are (IPv4 keys carry
  * RL_BUCKET_KEY_V4, IPv6 keys a prefix length >= 1). */
 #define RL_BUCKET_WAYS 4
+/* High key word (bytes 8..15, little-endian) of a way being rekeyed: rule
+ * 0xff with prefix length 0, which no real key has. */
+#define RL_WAY_BUSY_HI 0xff00000000000000ULL
 struct rl_bucket_set {
 	struct rl_bucket_key keys[RL_BUCKET_WAYS];
 	struct rl_bucket buckets[RL_BUCKET_WAYS];

@@ -134,5 +134,51 @@ TEST_F(ChurnTest, NewSourcesOfAFullSetEvictTheEntryThatLosesLeastNotALimitedSour
     EXPECT_EQ(dp_->test_run(frame.bytes, 1).verdict, XDP_DROP) << "still over its limit: no fresh burst";
 }
 
+TEST_F(ChurnTest, AnAggregatedSourceNeverEvictsItsOwnEntryForItsSharedBucket) {
+    // A source whose /32 entry and whose tier's /24 shared bucket hash to the
+    // same set, the set's other ways busy with buckets in debt: the shared
+    // bucket must evict one of those, not the entry that points to it (else
+    // each packet would recreate both, with a fresh burst every time).
+    auto p = limited_policy(1000, 1000);
+    p.tiers.push_back({.name = "carrier", .limit = {.packets_per_sec = 10, .burst_packets = 5}, .prefix_v4 = 24});
+    p.members.push_back({*Cidr::parse("100.64.0.0/10"), "carrier"});
+    apply(p);
+    const auto& sets = dp_->buckets();
+    std::optional<IpAddress> source;
+    for (std::uint32_t n = 0; n < (1U << 22) && !source; ++n) {
+        const std::uint32_t a = (100U << 24) | (64U << 16) | n;
+        const auto ip = IpAddress::from_v4_bytes({static_cast<std::uint8_t>(a >> 24), static_cast<std::uint8_t>(a >> 16),
+                                                  static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)});
+        if (sets.set_of(bucket_key(ip, 128, 0)) == sets.set_of(bucket_key(ip, 96 + 24, 0)))
+            source = ip;
+    }
+    ASSERT_TRUE(source) << "no source whose entry and shared bucket share a set";
+    const std::uint32_t set = sets.set_of(bucket_key(*source, 128, 0));
+    rl_bucket in_debt{};
+    in_debt.last_ns = dp_->clock().rl_now_ns;
+    in_debt.pkt_tat_q = (in_debt.last_ns + 3'600'000'000'000ULL) << RL_Q_SHIFT;
+    int planted = 0;
+    for (std::uint32_t a = 11U << 24; planted < 3; ++a) {
+        const auto key = bucket_key(IpAddress::from_v4_bytes({static_cast<std::uint8_t>(a >> 24), static_cast<std::uint8_t>(a >> 16),
+                                                             static_cast<std::uint8_t>(a >> 8), static_cast<std::uint8_t>(a)}),
+                                    128, 0);
+        if (sets.set_of(key) == set) {
+            dp_->update_bucket(key, in_debt);
+            ++planted;
+        }
+    }
+    auto frame = udp_frame();
+    std::uint32_t host_order = 0;
+    for (int i = 12; i < 16; ++i)
+        host_order = host_order << 8 | source->bytes[static_cast<std::size_t>(i)];
+    frame.set_source(host_order);
+    int passed = 0;
+    for (int i = 0; i < 50; ++i)
+        passed += dp_->test_run(frame.bytes, 1).verdict == XDP_PASS;
+    EXPECT_LE(passed, 6) << "burst 5 (+1 if a clock tick refilled one), not a fresh burst per packet";
+    EXPECT_TRUE(dp_->lookup_bucket(bucket_key(*source, 128, 0)).has_value());
+    EXPECT_TRUE(dp_->lookup_bucket(bucket_key(*source, 96 + 24, 0)).has_value());
+}
+
 }  // namespace
 }  // namespace rlgate::testing

@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -28,7 +29,15 @@ std::uint32_t map_sets(int fd) {
 
 }  // namespace
 
-bool bucket_way_used(const rl_bucket_set& set, std::uint32_t way) { return !same_key(set.keys[way], kFreeKey); }
+bool bucket_way_busy(const rl_bucket_set& set, std::uint32_t way) {
+    std::uint64_t hi = 0;
+    std::memcpy(&hi, reinterpret_cast<const std::uint8_t*>(&set.keys[way]) + 8, sizeof hi);
+    return hi == RL_WAY_BUSY_HI;
+}
+
+bool bucket_way_used(const rl_bucket_set& set, std::uint32_t way) {
+    return !same_key(set.keys[way], kFreeKey) && !bucket_way_busy(set, way);
+}
 
 std::uint32_t bucket_way_for(const rl_bucket_set& set, const rl_bucket_key& key) {
     std::uint32_t victim = 0;
@@ -36,7 +45,8 @@ std::uint32_t bucket_way_for(const rl_bucket_set& set, const rl_bucket_key& key)
     for (std::uint32_t w = 0; w < RL_BUCKET_WAYS; ++w) {
         if (same_key(set.keys[w], key))
             return w;
-        const std::uint64_t until = bucket_way_used(set, w) ? rl_bucket_keep_until(&set.buckets[w]) : 0;
+        const std::uint64_t until =
+            bucket_way_used(set, w) ? std::max<std::uint64_t>(1, rl_bucket_keep_until(&set.buckets[w])) : 0;
         if (until < victim_until) {
             victim = w;
             victim_until = until;

@@ -54,6 +54,8 @@ private:
 // The way the program gives `key` in `set`: its own, else a free one, else
 // the one it would evict (rl_lookup_or_create in bpf/rlgate.bpf.c).
 std::uint32_t bucket_way_for(const rl_bucket_set& set, const rl_bucket_key& key);
+// Used: neither free nor being rekeyed by the program at this instant.
 bool bucket_way_used(const rl_bucket_set& set, std::uint32_t way);
+bool bucket_way_busy(const rl_bucket_set& set, std::uint32_t way);
 
 }  // namespace rlgate
