@@ -34,7 +34,11 @@ enum rl_parse_result {
 };
 
 struct rl_pkt {
-	__u8 addr[16]; /* source, IPv4-mapped for IPv4 */
+	union {
+		__u8 addr[16]; /* source, IPv4-mapped for IPv4 */
+		__u64 addr_w[2]; /* the same as two words: written and read whole, so
+				  * that loads are forwarded from stores (bpf/rlgate.bpf.c) */
+	};
 	__u16 dport;   /* host order; 0 when the class has no ports */
 	__u8 l4class;  /* enum rl_l4_class */
 	__u8 is_v6;
@@ -96,10 +100,9 @@ static __always_inline int rl_parse_ipv4(void *l3, void *data_end, struct rl_pkt
 	if (l3 + hdr_len > data_end || l3 + tot_len > data_end)
 		return RL_PARSE_MALFORMED; /* options or datagram truncated */
 
-	__builtin_memset(pkt->addr, 0, 10);
-	pkt->addr[10] = 0xff;
-	pkt->addr[11] = 0xff;
-	__builtin_memcpy(&pkt->addr[12], &ip->saddr, 4);
+	/* ::ffff:a.b.c.d, little-endian words (the BPF target on x86 and arm64) */
+	pkt->addr_w[0] = 0;
+	pkt->addr_w[1] = 0xffff0000ULL | (__u64)ip->saddr << 32;
 	pkt->is_v6 = 0;
 
 	if (bpf_ntohs(ip->frag_off) & 0x1fff) { /* non-first fragment: no L4 header */
@@ -122,7 +125,9 @@ static __always_inline int rl_parse_ipv6(void *l3, void *data_end, struct rl_pkt
 	if (cur + payload_len > data_end)
 		return RL_PARSE_MALFORMED;
 
-	__builtin_memcpy(pkt->addr, &ip6->saddr, 16);
+	/* Word loads (unaligned packet access is allowed where XDP runs natively) */
+	pkt->addr_w[0] = *(const __u64 *)&ip6->saddr;
+	pkt->addr_w[1] = *((const __u64 *)&ip6->saddr + 1);
 	pkt->is_v6 = 1;
 
 	__u8 nexthdr = ip6->nexthdr;

@@ -267,14 +267,20 @@ struct rl_bucket_set {
 	struct rl_bucket buckets[RL_BUCKET_WAYS];
 };
 
+/* Set of a key given as its two little-endian words (bytes 0..7, 8..15). */
+static inline __u32 rl_bucket_set_of_words(__u64 lo, __u64 hi, __u64 seed, __u32 sets)
+{
+	__u64 h = (lo ^ seed) * 0x9e3779b97f4a7c15ULL;
+	h = (h ^ hi ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 32;
+	return RL_U32(((h & 0xffffffffULL) * sets) >> 32); /* range reduction without a modulo */
+}
+
 static inline __u32 rl_bucket_set_index(const struct rl_bucket_key *key, __u64 seed, __u32 sets)
 {
 	__u64 w[2];
 	__builtin_memcpy(w, key, sizeof(w));
-	__u64 h = (w[0] ^ seed) * 0x9e3779b97f4a7c15ULL;
-	h = (h ^ w[1] ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 32;
-	return RL_U32(((h & 0xffffffffULL) * sets) >> 32); /* range reduction without a modulo */
+	return rl_bucket_set_of_words(w[0], w[1], seed, sets);
 }
 
 /* The time after which forgetting a bucket loses nothing: its last packet,
