@@ -68,6 +68,24 @@ TEST_F(RlctlTest, StatsTopAndEventsShowAFlood) {
     EXPECT_NE(table.find("rate          drop"), std::string::npos) << table;
     const auto top_table = rlctl("top -n 2 --interval 100");
     EXPECT_NE(top_table.find("no traffic"), std::string::npos) << "flood over: " << top_table;
+
+    // One flooding source as the dataplane keeps it.
+    const auto src = rlctl_json("source 10.210.0.1");
+    ASSERT_EQ(src["entries"].size(), 1U) << src.dump();
+    const auto& e = src["entries"][0];
+    EXPECT_EQ(e["entry"], "10.210.0.1/32");
+    EXPECT_EQ(e["state"], "limited");
+    EXPECT_EQ(e["tier"], "default");
+    EXPECT_EQ(e["rule"], "none") << "no L4 rule matched";
+    EXPECT_GT(e["dropped"].get<std::uint64_t>(), e["passed"].get<std::uint64_t>()) << "over its 100 pps";
+    EXPECT_GE(e["passed"].get<std::uint64_t>(), 20U) << "at least its burst";
+    EXPECT_LT(e["last_seen_s"].get<double>(), 10.0);
+    const auto src_table = rlctl("source 10.210.0.1");
+    EXPECT_NE(src_table.find("10.210.0.1/32"), std::string::npos) << src_table;
+    EXPECT_NE(rlctl("source 10.211.0.1").find("is not tracked"), std::string::npos);
+    int code = 0;
+    EXPECT_NE(rlctl("source not-an-address", &code).find("not an IPv4 or IPv6 address"), std::string::npos);
+    EXPECT_NE(code, 0);
 }
 
 TEST_F(RlctlTest, PolicyListsTiersAndBansInBothForms) {

@@ -158,6 +158,9 @@ int main(int argc, char** argv) {
     auto* fleet_status = fleet->add_subcommand("status", "this host, Redis health, last sync, peers seen");
     auto* alerts = app.add_subcommand("alerts", "alert rules, what fires now, recent notifications, webhooks");
     auto* insights = app.add_subcommand("insights", "tuning advice: limits hit often or never, top offenders");
+    auto* source = app.add_subcommand("source", "what the dataplane keeps about ADDRESS: state, tier, counters per rule");
+    std::string source_address;
+    source->add_option("ADDRESS", source_address, "IPv4 or IPv6 address")->required();
     auto* version = app.add_subcommand("version", "versions of rlctl and rlgated");
     auto* completion = app.add_subcommand("completion", "print the bash or zsh completion script (no daemon needed)");
     std::string completion_shell;
@@ -400,6 +403,8 @@ int main(int argc, char** argv) {
             print(g, client.call("alerts"), rlgate::cli::render_alerts);
         } else if (insights->parsed()) {
             print(g, client.call("insights"), rlgate::cli::render_insights);
+        } else if (source->parsed()) {
+            print(g, client.call("source", {{"address", source_address}}), rlgate::cli::render_source);
         } else if (events->parsed()) {
             (void)follow;
             client.call("events.subscribe");

@@ -128,6 +128,25 @@ void render_top(const json& r, std::ostream& out) {
         t.print(out);
 }
 
+void render_source(const json& r, std::ostream& out) {
+    Table t({"RULE", "ENTRY", "STATE", "TIER", "PASSED", "DROPPED", "LAST SEEN", "BURST FULL IN"});
+    for (const auto& e : field(r, "entries")) {
+        std::string entry = str(e, "entry");
+        if (e.contains("shared_bucket"))
+            entry += " (bucket " + str(e, "shared_bucket") + ")";
+        const auto ago = [&](const char* k) {
+            return e.contains(k) && e[k].is_number() ? human_duration(num(e, k)) + (std::string_view(k) == "last_seen_s" ? " ago" : "")
+                                                     : std::string("-");
+        };
+        t.add({e["rule"].is_null() ? "none" : str(e, "rule"), entry, str(e, "state"), str(e, "tier"),
+               human_count(num(e, "passed")), human_count(num(e, "dropped")), ago("last_seen_s"), ago("full_in_s")});
+    }
+    if (t.empty())
+        out << str(r, "address") << " is not tracked (no packet seen, or its entry was evicted)\n";
+    else
+        t.print(out);
+}
+
 void render_policy(const json& r, std::ostream& out) {
     out << "generation " << str(r, "generation") << " from " << str(r, "source")
         << (r.value("dry_run", false) ? " (dry-run)" : "") << (r.value("drop_malformed", false) ? ", malformed frames dropped" : "")

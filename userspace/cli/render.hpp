@@ -10,6 +10,7 @@ namespace rlgate::cli {
 void render_status(const nlohmann::json& r, std::ostream& out);
 void render_stats(const nlohmann::json& r, std::ostream& out);
 void render_top(const nlohmann::json& r, std::ostream& out);
+void render_source(const nlohmann::json& r, std::ostream& out);
 void render_policy(const nlohmann::json& r, std::ostream& out);
 void render_entries(const nlohmann::json& r, std::ostream& out);  // allow/deny list
 void render_tiers(const nlohmann::json& r, std::ostream& out);

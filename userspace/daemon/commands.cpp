@@ -124,6 +124,8 @@ void Daemon::handle(const control::Request& req, ControlServer::Reply reply, std
         result = cmd_alerts();
     else if (c == "insights")
         result = cmd_insights();
+    else if (c == "source")
+        result = cmd_source(req.args);
     else
         throw ProtocolError(code::unknown_command, "unknown command '" + c + "' (rlctl and rlgated versions differ?)");
     reply(control::make_result(req.id, std::move(result)));
@@ -286,6 +288,56 @@ void Daemon::cmd_top(const control::Request& req, ControlServer::Reply reply) {
             reply(control::make_error(id, code::failed, e.what()));
         }
     });
+}
+
+// What the dataplane keeps about one source: its entry per L4 rule (the
+// bucket map is a keyed-hash array, so bpftool cannot look a source up).
+json Daemon::cmd_source(const json& args) const {
+    const std::string text = control::arg_string(args, "address");
+    const auto ip = net::IpAddress::parse(text);
+    if (!ip)
+        throw ProtocolError(code::invalid_argument, "'" + text + "' is not an IPv4 or IPv6 address");
+    const auto now_ns = dataplane_->clock().rl_now_ns;
+    const auto ago_s = [&](std::uint64_t rl_ns) {
+        return rl_ns && rl_ns <= now_ns ? json(static_cast<double>(now_ns - rl_ns) / 1e9) : json(nullptr);
+    };
+    const unsigned cls_prefix = ip->v4 ? 128 : dataplane_->v6_class_prefix();
+    const auto cidr_of = [&](unsigned prefix128) {
+        return net::Cidr{net::mask_address(*ip, prefix128), ip->v4 ? prefix128 - 96 : prefix128}.to_string();
+    };
+    json entries = json::array();
+    for (std::uint32_t rule = 0; rule < RL_MAX_RULES; ++rule) {
+        const auto b = dataplane_->lookup_bucket(bucket_key(*ip, cls_prefix, static_cast<std::uint8_t>(rule)));
+        if (!b)
+            continue;
+        const bool classified = b->state == RL_STATE_LIMITED || b->state == RL_STATE_AGGREGATED;
+        json e{{"rule", rule < rule_names_.size() ? json(rule_names_[rule]) : json(nullptr)},
+               {"entry", cidr_of(cls_prefix)},
+               {"state", state_name(b->state)},
+               {"tier", classified && b->tier < tier_names_.size() ? json(tier_names_[b->tier]) : json(nullptr)},
+               {"passed", b->passed},
+               {"dropped", b->dropped},
+               {"last_seen_s", ago_s(b->last_ns)},
+               {"full_in_s", json(nullptr)}};
+        const rl_bucket* bucket = &*b;
+        std::optional<rl_bucket> shared;
+        if (b->state == RL_STATE_AGGREGATED && b->bucket_prefix) {
+            shared = dataplane_->lookup_bucket(bucket_key(*ip, b->bucket_prefix, static_cast<std::uint8_t>(rule)));
+            e["shared_bucket"] = cidr_of(b->bucket_prefix);
+            if (shared) {
+                e["shared_passed"] = shared->passed;
+                e["shared_dropped"] = shared->dropped;
+                bucket = &*shared;
+            }
+        }
+        // GCRA: the theoretical arrival time is when the whole burst is
+        // back; ahead of now by burst x interval means the source is refused.
+        const std::uint64_t tat_ns = bucket->pkt_tat_q >> RL_Q_SHIFT;
+        if (classified && tat_ns > now_ns)
+            e["full_in_s"] = static_cast<double>(tat_ns - now_ns) / 1e9;
+        entries.push_back(std::move(e));
+    }
+    return {{"address", ip->to_string()}, {"entries", entries}};
 }
 
 json Daemon::cmd_policy_show() const {

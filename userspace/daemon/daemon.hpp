@@ -154,6 +154,7 @@ private:
     void notify(const alerts::Notification& n);
     nlohmann::json cmd_alerts() const;
     nlohmann::json cmd_insights() const;
+    nlohmann::json cmd_source(const nlohmann::json& args) const;
     void handle_l7_report(const nlohmann::json& args, const std::string& peer);
     nlohmann::json event_json(const rl_event& ev) const;
     nlohmann::json outcome_json(const ReloadOutcome& o) const;

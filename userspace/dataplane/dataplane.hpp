@@ -153,6 +153,8 @@ public:
     [[nodiscard]] std::size_t count_buckets() const;
     [[nodiscard]] std::vector<BucketEntry> snapshot_buckets() const;  // batch read of the whole map
     [[nodiscard]] const BucketSets& buckets() const { return *buckets_; }
+    // Granularity of IPv6 classification entries in the policy in force.
+    [[nodiscard]] unsigned v6_class_prefix() const { return v6_class_prefix_; }
 
     // Pins every map under `dir` (on bpffs) by its name, e.g. dir/rl_buckets;
     // unpin_maps removes those pins (the maps live on while referenced).
