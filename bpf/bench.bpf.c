@@ -152,14 +152,6 @@ struct {
 
 const volatile __u64 bench_seed = 0x243f6a8885a308d3ULL;
 
-static __always_inline __u64 bench_hash(__u64 a, __u64 b)
-{
-	__u64 h = (a ^ bench_seed) * 0x9e3779b97f4a7c15ULL;
-	h ^= b;
-	h *= 0xbf58476d1ce4e5b9ULL;
-	return h ^ (h >> 31);
-}
-
 SEC("xdp")
 int bench_set4(struct xdp_md *ctx)
 {
@@ -169,8 +161,7 @@ int bench_set4(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	__u64 k[2] = {0, 0};
 	__builtin_memcpy(&k[1], data + 26, 4);
-	__u64 h = bench_hash(k[0], k[1]);
-	__u32 idx = (__u32)(h >> 32) & (262144 / BENCH_WAYS - 1);
+	__u32 idx = rl_bucket_set_of_words(k[0], k[1], bench_seed, 262144 / BENCH_WAYS); /* rl_xdp's hash */
 	struct bench_set *s = bpf_map_lookup_elem(&bench_sets, &idx);
 	if (!s)
 		return XDP_ABORTED;
@@ -184,7 +175,7 @@ int bench_set4(struct xdp_md *ctx)
 			return __sync_val_compare_and_swap(&b->pkt_tat_q, old, next) == old ? XDP_PASS : XDP_DROP;
 		}
 	}
-	__u32 victim = (__u32)h & (BENCH_WAYS - 1);
+	__u32 victim = idx & (BENCH_WAYS - 1);
 	__u64 *kv = (__u64 *)&s->keys[victim];
 	kv[0] = k[0];
 	kv[1] = k[1];

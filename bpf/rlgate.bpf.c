@@ -368,11 +368,7 @@ static __always_inline bool rl_lookup_or_create(const struct rl_ctl *ctl, const 
 			}
 			if (whi == RL_WAY_BUSY_HI || (keep_hi && whi == keep_hi && wlo == keep_lo))
 				continue;
-			__u64 until = 0;
-			if (wlo | whi) { /* used: at least 1, so a free way always wins */
-				until = rl_bucket_keep_until(&set->buckets[w]);
-				until = until ? until : 1;
-			}
+			__u64 until = rl_bucket_way_score((wlo | whi) != 0, &set->buckets[w]);
 			if (until < victim_until) {
 				victim = w;
 				victim_until = until;

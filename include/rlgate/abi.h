@@ -296,6 +296,16 @@ static inline __u64 rl_bucket_keep_until(const struct rl_bucket *b)
 	return until;
 }
 
+/* Eviction order of a way: 0 when free (always taken first), else its
+ * keep-until time, at least 1. The program and userspace both use this. */
+static inline __u64 rl_bucket_way_score(int used, const struct rl_bucket *b)
+{
+	if (!used)
+		return 0;
+	__u64 until = rl_bucket_keep_until(b);
+	return until ? until : 1;
+}
+
 enum rl_event_type {
 	RL_EVENT_AUTOBAN = 1,
 	RL_EVENT_DROP = 2, /* a sampled drop: reason says why */

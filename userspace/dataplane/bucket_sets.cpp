@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 
 #include <cerrno>
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -45,8 +44,7 @@ std::uint32_t bucket_way_for(const rl_bucket_set& set, const rl_bucket_key& key)
     for (std::uint32_t w = 0; w < RL_BUCKET_WAYS; ++w) {
         if (same_key(set.keys[w], key))
             return w;
-        const std::uint64_t until =
-            bucket_way_used(set, w) ? std::max<std::uint64_t>(1, rl_bucket_keep_until(&set.buckets[w])) : 0;
+        const std::uint64_t until = rl_bucket_way_score(bucket_way_used(set, w), &set.buckets[w]);
         if (until < victim_until) {
             victim = w;
             victim_until = until;
