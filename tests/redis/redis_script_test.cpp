@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
+#include <cstdio>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -97,12 +98,22 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     EXPECT_EQ(call.positions, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 0}, {0, 1}, {1, 0}}));
     const std::string tag = call.keys[0].substr(0, call.keys[0].find('}') + 1);
     EXPECT_TRUE(tag.starts_with("rl:{")) << tag;
-    EXPECT_EQ(tag.size(), 4 + 16 + 1U);
+    EXPECT_EQ(tag.size(), 4 + 8 + 1U);
     for (const auto& k : call.keys)
         EXPECT_TRUE(k.starts_with(tag)) << k;
-    EXPECT_EQ(call.keys[0], tag + key_digest("free|k:abc") + "|0|gcra3:10:60000000000:20");
-    EXPECT_EQ(call.keys[1], tag + key_digest("free|k:abc") + "|1|slog:100:3600000000000");
-    EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|tb3:5:1000000000:5");
+    EXPECT_EQ(limit_shape(a[0]), "gcra3:10:60000000000:20");
+    EXPECT_EQ(limit_shape(a[1]), "slog:100:3600000000000");
+    EXPECT_EQ(limit_shape(b[0]), "tb3:5:1000000000:5");
+    auto id = [](const LimitSpec& s) {
+        char hex[9];
+        std::snprintf(hex, sizeof(hex), "%08x", shape_id(s));
+        return std::string(hex);
+    };
+    EXPECT_EQ(call.keys[0], tag + key_digest("free|k:abc") + "|0|" + id(a[0]));
+    EXPECT_EQ(call.keys[1], tag + key_digest("free|k:abc") + "|1|" + id(a[1]));
+    EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|" + id(b[0]));
+    EXPECT_NE(shape_id(a[0]), shape_id(spec(Algorithm::gcra, 10, 60 * kSec, 21))) << "a changed burst: fresh keys";
+    EXPECT_LE(call.keys[0].size(), 4 + 10 + 32 + 3 + 8U) << "short names: Redis hashes them at every access";
     for (const auto& k : call.keys)
         EXPECT_EQ(k.find("k:abc"), std::string::npos) << "the API key itself never reaches Redis";
     EXPECT_EQ(key_digest("free|k:abc").size(), 32U);
@@ -124,19 +135,23 @@ TEST(RedisCodec, ABatchSendsEachDistinctLimitOnceAndDecisionsByNumber) {
     const std::vector<LimitSpec> b = {spec(Algorithm::token_bucket, 5, kSec)};
     const std::array first = {KeyedLimits{"x", a}};
     const std::array second = {KeyedLimits{"y", b}};
-    const std::array calls = {build_call(first, 1, "p:", 0), build_call(second, 2, "p:", 0),
-                              build_call(first, 1, "p:", 0, Tagging::first_key, true)};
+    const std::array calls = {build_call(first, 1, "p:", 0), build_call(second, 2, "p:", 0), build_call(second, 2, "p:", 0),
+                              build_call(second, 2, "p:", 0), build_call(first, 1, "p:", 0, Tagging::first_key, true),
+                              build_call(first, 1, "p:", 0)};
     const auto cmd = evalsha_command("0123abcd", calls);
-    std::vector<std::string> expected = {"EVALSHA", "0123abcd", "5"};
+    std::vector<std::string> expected = {"EVALSHA", "0123abcd", "9"};
     for (const auto& c : calls)
         expected.insert(expected.end(), c.keys.begin(), c.keys.end());
-    expected.emplace_back("3");  // distinct limits: the third decision's are the first's
+    expected.emplace_back("3");  // distinct limits: the later decisions' are the first two's
     for (const auto* limits : {&calls[0].limits, &calls[1].limits})
         for (const auto& l : *limits)
             expected.insert(expected.end(), l.begin(), l.end());
-    expected.emplace_back("3");  // decisions
-    // Per decision: its limits (-limits - 1 for a dry run), its cost, its limits' numbers.
-    for (const auto& part : {"2", "1", "1", "2", "1", "2", "3", "-3", "1", "1", "2"})
+    expected.emplace_back("4");  // runs of decisions with one header
+    // Per run: its length, its decisions' limits (-limits - 1 for a dry run), cost, limit numbers.
+    for (const auto& part : {"1", "2", "1", "1", "2",  // x
+                             "3", "1", "2", "3",       // y, y, y: one run
+                             "1", "-3", "1", "1", "2", // x, dry
+                             "1", "2", "1", "1", "2"}) // x again: not next to the first
         expected.emplace_back(part);
     EXPECT_EQ(cmd, expected);
 }
@@ -176,8 +191,18 @@ TEST(RedisCodec, CalendarWindowsComeFromTheCallersClockAndZone) {
         EXPECT_EQ(a[5], std::to_string(w.end));
         EXPECT_EQ(a[6], std::to_string(t));  // the caller's clock, for the reset
     }
-    EXPECT_TRUE(call.keys[0].ends_with("|0|fcal3:7:minute:UTC")) << call.keys[0];
-    EXPECT_TRUE(call.keys[1].ends_with(berlin ? "|1|fcal3:9:day:Europe/Berlin" : "|1|fcal3:9:day:UTC")) << call.keys[1];
+    EXPECT_EQ(limit_shape(v[0]), "fcal3:7:minute:UTC");
+    EXPECT_EQ(limit_shape(v[1]), berlin ? "fcal3:9:day:Europe/Berlin" : "fcal3:9:day:UTC");
+    const auto utc = calendar_spec(Calendar::day, 9);
+    if (berlin) {
+        EXPECT_NE(shape_id(v[1]), shape_id(utc)) << "another zone: other windows, fresh keys";
+    }
+    for (std::size_t i = 0; i < v.size(); ++i)
+        EXPECT_EQ(call.keys[i].substr(call.keys[i].rfind('|') - 2), "|" + std::to_string(i) + "|" + [&] {
+            char hex[9];
+            std::snprintf(hex, sizeof(hex), "%08x", shape_id(v[i]));
+            return std::string(hex);
+        }()) << call.keys[i];
 }
 
 TEST(RedisCodec, DecodesTheReplyAndRefusesAnythingElse) {
@@ -521,10 +546,12 @@ TEST_F(RedisScript, ScriptLoadGivesOurShaAndBadArgumentsAreAnError) {
 TEST_F(RedisScript, ABatchAnswersEachDecisionOnItsOwn) {
     const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 5, 10 * kSec)};
     const std::array keyed = {KeyedLimits{"k", specs}};
+    // Costs 1, 1, 2, 1: four runs, the third decision alone in its own.
     const std::vector<Call> calls = {build_call(keyed, 1, "t:", 0, Tagging::first_key, true), build_call(keyed, 1, "t:", 0),
-                                     build_call(keyed, 1, "t:", 0), build_call(keyed, 1, "t:", 0)};
+                                     build_call(keyed, 2, "t:", 0), build_call(keyed, 1, "t:", 0)};
     auto args = evalsha_command(script_sha1(), calls);
-    args.at(args.size() - 5) = "-1";  // the third decision's cost (each decision: limits, cost, limit number)
+    ASSERT_EQ(args.at(args.size() - 6), "2");
+    args.at(args.size() - 6) = "-1";  // the third run's cost (each run: length, limits, cost, limit number)
     const Reply r = command(conn_.get(), args);
     ASSERT_EQ(r->type, REDIS_REPLY_STRING) << (r->str ? r->str : "");
     const auto replies = decode_replies(calls, std::string_view(r->str, r->len), nullptr);
@@ -547,6 +574,31 @@ TEST_F(RedisScript, ABatchAnswersEachDecisionOnItsOwn) {
     ASSERT_EQ(whole->type, REDIS_REPLY_ERROR);
     EXPECT_NE(std::string(whole->str).find("rlgate"), std::string::npos) << whole->str;
     EXPECT_EQ(decide(keyed, 1).decision.tightest.remaining, 2U);
+}
+
+// A run (decisions sharing a header) on one key: each decision sees the
+// charges of those before it, as separate calls would; a run of other keys
+// leaves them alone.
+TEST_F(RedisScript, EachDecisionOfARunSeesTheOnesBeforeIt) {
+    const std::vector<LimitSpec> specs = {spec(Algorithm::gcra, 3, 10 * kSec)};
+    const std::array k = {KeyedLimits{"k", specs}};
+    const std::array other = {KeyedLimits{"other", specs}};
+    const std::vector<Call> calls = {build_call(k, 1, "t:", 0), build_call(other, 1, "t:", 0), build_call(k, 1, "t:", 0),
+                                     build_call(k, 1, "t:", 0), build_call(k, 1, "t:", 0)};
+    const auto args = evalsha_command(script_sha1(), calls);
+    ASSERT_EQ(args.at(args.size() - 5), "1") << "one run";
+    ASSERT_EQ(args.at(args.size() - 4), "5");
+    const Reply r = command(conn_.get(), args);
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING) << (r->str ? r->str : "");
+    const auto replies = decode_replies(calls, std::string_view(r->str, r->len), nullptr);
+    ASSERT_TRUE(replies);
+    std::vector<std::pair<bool, long long>> seen;
+    for (const auto& d : replies->decisions) {
+        ASSERT_TRUE(d);
+        seen.emplace_back(d->allowed, static_cast<long long>(d->tightest.remaining));
+    }
+    EXPECT_EQ(seen, (std::vector<std::pair<bool, long long>>{{true, 2}, {true, 2}, {true, 1}, {true, 0}, {false, 0}}));
+    EXPECT_GT(replies->decisions[4]->tightest.retry_after_ns, 0);
 }
 
 class RedisEveryAlgorithm : public RedisScript, public ::testing::WithParamInterface<Algorithm> {};

@@ -46,6 +46,17 @@ TEST_P(EveryAlgorithm, AdmitsExactlyItsLimitThenRefusesWithAPositiveWait) {
     EXPECT_TRUE(check(s, st, t0 + v.retry_after_ns, 1, true).allowed);
 }
 
+// 7 per minute is one per 8.571428571... s: GCRA used to round the burst's
+// tolerance and each charge separately and admit only 6.
+TEST_P(EveryAlgorithm, AdmitsItsWholeBurstWhenTheLimitDoesNotDivideThePeriod) {
+    for (const auto& [limit, period_s] : {std::pair{7, 60}, std::pair{3, 10}, std::pair{1000, 3600}}) {
+        const auto s = spec(GetParam(), limit, period_s);
+        LimitState st;
+        const std::int64_t t0 = 36'000 * kSec;  // a window boundary for the window algorithms
+        EXPECT_EQ(admitted(s, st, t0, limit + 5), limit) << limit << " per " << period_s << " s";
+    }
+}
+
 TEST_P(EveryAlgorithm, AClockSteppingBackNeverGivesFreeCapacity) {
     const auto s = spec(GetParam(), 5, 10);
     LimitState st;

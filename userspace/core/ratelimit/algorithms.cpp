@@ -42,12 +42,21 @@ Verdict token_bucket(const LimitSpec& s, LimitState& st, std::int64_t now, std::
     return v;
 }
 
+// `n` emission intervals, saturating; in doubles, as the Redis script does.
+std::int64_t intervals(std::int64_t interval, std::uint64_t n) {
+    const double ns = static_cast<double>(interval) * static_cast<double>(n);
+    return ns >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(ns);
+}
+
 // GCRA: one theoretical arrival time; burst = how far ahead of now it may run.
+// Costs and the tolerance are whole emission intervals (rounded up to a ns):
+// ceil(C × P / L) would be a few ns short of C intervals whenever L does not
+// divide P, and a burst of C would then admit C - 1 (7 per minute: 6).
 Verdict gcra(const LimitSpec& s, LimitState& st, std::int64_t now, std::uint64_t cost, bool commit) {
     const std::int64_t interval = ns_for(s, 1.0);
-    const std::int64_t tolerance = ns_for(s, static_cast<double>(capacity(s)));
+    const std::int64_t tolerance = intervals(interval, capacity(s));
     const std::int64_t tat = st.started ? std::max(st.a, now) : now;
-    const std::int64_t increment = ns_for(s, static_cast<double>(cost));
+    const std::int64_t increment = intervals(interval, cost);
     const std::int64_t new_tat = tat > std::numeric_limits<std::int64_t>::max() - increment ? std::numeric_limits<std::int64_t>::max() : tat + increment;
     Verdict v;
     v.limit = capacity(s);

@@ -34,7 +34,7 @@ namespace {
 // with its 10 arguments, TIME, GET, SET and the 10-integer reply; v3 pays the
 // EVALSHA, TIME and one MGET once per batch of decisions, leaving about one
 // SET and the arithmetic per decision.
-constexpr std::string_view kScript = R"LUA(-- rlgate decide v3: see userspace/core/ratelimit/redis_script.hpp
+constexpr std::string_view kScript = R"LUA(-- rlgate decide v4: see userspace/core/ratelimit/redis_script.hpp
 -- Several decisions per call (a batch), each with its own limits, cost and
 -- dry flag, all on one reading of the server's clock: Redis pays the EVALSHA,
 -- TIME, the reads (one MGET) and the reply once per batch, each distinct
@@ -65,27 +65,31 @@ for s = 1, S do
   end
   local L1 = L < 1 and 1 or L  -- ns_for(u) = ceil(u * P / L1), saturated at MAX
   S_algo[s], S_L[s], S_P[s], S_C[s], S_L1[s] = algo, L, P, C, L1
-  if algo == 2 then  -- GCRA's emission interval and tolerance
-    local interval, tolerance = ceil(P / L1), ceil(C * P / L1)
-    S_int[s], S_tol[s] = interval >= MAX and MAX or interval, tolerance >= MAX and MAX or tolerance
+  if algo == 2 then  -- GCRA's emission interval and tolerance (whole intervals: C of them fit in a burst)
+    local interval = ceil(P / L1)
+    if interval >= MAX then interval = MAX end
+    local tolerance = interval * C
+    S_int[s], S_tol[s] = interval, tolerance >= MAX and MAX or tolerance
   end
 end
 
--- Then the number of decisions; per decision a header of 2 (its limits n,
--- written -n-1 for a dry run; its cost) and one limit number per limit, whose
--- key is the decision's next in KEYS. The layout is checked whole before
+-- Then the decisions, in runs that share one header: the number of runs;
+-- per run its length, the header (limits n, written -n-1 for a dry run; the
+-- cost) and n limit numbers; each decision of a run has n keys, its next in
+-- KEYS. Concurrent requests mostly share a header, so a batch of them costs
+-- Redis one key each, not four arguments. The layout is checked whole before
 -- anything is read or written.
-local first = 2 + 7 * S     -- ARGV index of the decision count
-local D = tonumber(ARGV[first])
-if not D or D < 1 or D % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad decision count') end
+local first = 2 + 7 * S     -- ARGV index of the run count
+local R = tonumber(ARGV[first])
+if not R or R < 1 or R % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad run count') end
 local o, k = first + 1, 0
-for d = 1, D do
-  local n = ARGV[o] + 0
+for r = 1, R do
+  local len, n = ARGV[o] + 0, ARGV[o + 1] + 0
   if n < 0 then n = -n - 1 end
-  if n < 0 or n % 1 ~= 0 or o + 1 + n > na then
-    return redis.error_reply('ERR rlgate: bad layout at decision ' .. d)
+  if len < 1 or len % 1 ~= 0 or n < 0 or n % 1 ~= 0 or o + 2 + n > na then
+    return redis.error_reply('ERR rlgate: bad layout at run ' .. r)
   end
-  o, k = o + 2 + n, k + n
+  o, k = o + 3 + n, k + len * n
 end
 if o - 1 ~= na or k ~= nk then
   return redis.error_reply('ERR rlgate: expected ' .. (o - 1) .. ' arguments and ' .. k .. ' keys, got ' .. na .. ' and ' .. nk)
@@ -144,52 +148,61 @@ end
 -- "1", limit number "1"): each distinct string is coerced once.
 local NUM = {}
 
--- The common case, one GCRA limit charged for real: the general path's
--- arithmetic for it (step for step, same results) without the bookkeeping of
--- several limits, passes and algorithms: about half the VM instructions.
-local function gcra_one(key, s, cost)
-  local P, L1, C, interval, tolerance = S_P[s], S_L1[s], S_C[s], S_int[s], S_tol[s]
-  local raw, tat, x = state[key], NOW, nil
-  if raw then
-    local len, a_s, a_n = #raw
-    if len == 24 then a_s, a_n, x = struct.unpack('<ddd', raw) end
-    if a_s and a_n >= 0 and a_n < E9 then
-      local a = (a_s - now_s) * E9 + a_n
-      if a > NOW then tat = a end
-    end
-  end
-  local inc = ceil(cost * P / L1)
+local replies = {struct.pack('<dd', now_s, now_us)}
+
+-- The common case, a run of decisions of one GCRA limit charged for real:
+-- the general path's arithmetic for it (step for step, same results) without
+-- the bookkeeping of several limits, passes and algorithms, and with what
+-- depends only on the limit and the cost worked out once per run. Writes the
+-- run's replies from replies[d].
+local function gcra_run(ko, len, s, cost, d)
+  local C, interval, tolerance = S_C[s], S_int[s], S_tol[s]
+  local inc = interval * cost
   if inc >= MAX then inc = MAX end
-  local new_tat = tat + inc
-  if new_tat > MAX then new_tat = MAX end
-  local allow_at = new_tat - tolerance
-  local allowed = cost <= C and allow_at <= NOW
-  local used_until = allowed and new_tat or tat
-  local slack = tolerance - (used_until - NOW)
-  local rem = 0
-  if not (slack <= 0 or interval <= 0) then  -- floor(slack / interval), exactly
-    local q = floor(slack / interval)
-    local r = slack - q * interval
-    if r < 0 then q = q - 1 elseif r >= interval then q = q + 1 end
-    rem = q
+  local fits = cost <= C
+  local limit = C >= MAX and MAX or C
+  for j = 1, len do
+    local key = KEYS[ko + j]
+    local raw, tat, x = state[key], NOW, nil
+    if raw then
+      local a_s, a_n
+      if #raw == 24 then a_s, a_n, x = struct.unpack('<ddd', raw) end
+      if a_s and a_n >= 0 and a_n < E9 then
+        local a = (a_s - now_s) * E9 + a_n
+        if a > NOW then tat = a end
+      end
+    end
+    local new_tat = tat + inc
+    if new_tat > MAX then new_tat = MAX end
+    local allow_at = new_tat - tolerance
+    local allowed = fits and allow_at <= NOW
+    local used_until = allowed and new_tat or tat
+    local slack = tolerance - (used_until - NOW)
+    local rem = 0
+    if not (slack <= 0 or interval <= 0) then  -- floor(slack / interval), exactly
+      local q = floor(slack / interval)
+      local r = slack - q * interval
+      if r < 0 then q = q - 1 elseif r >= interval then q = q + 1 end
+      rem = q
+    end
+    local reset = used_until - NOW
+    if reset < 0 then reset = 0 end
+    local retry = 0
+    if not allowed then
+      if not fits then retry = reset else retry = allow_at - NOW if retry < 0 then retry = 0 end end
+    end
+    if allowed then
+      local q = floor(new_tat / E9)  -- new_tat as Unix seconds + ns
+      local r = new_tat - q * E9
+      if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
+      local xn = expiry(new_tat - NOW, x)
+      keep(key, struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), x, xn)
+    end
+    if not (rem >= 0) then rem = 0 elseif rem >= MAX then rem = MAX end
+    if not (reset >= 0) then reset = 0 elseif reset >= MAX then reset = MAX elseif reset % 1 ~= 0 then reset = floor(reset) end
+    if not (retry >= 0) then retry = 0 elseif retry >= MAX then retry = MAX elseif retry % 1 ~= 0 then retry = floor(retry) end
+    replies[d + j - 1] = struct.pack('<dddddd', allowed and 1 or 0, 0, limit, rem, reset, retry)
   end
-  local reset = used_until - NOW
-  if reset < 0 then reset = 0 end
-  local retry = 0
-  if not allowed then
-    if cost > C then retry = reset else retry = allow_at - NOW if retry < 0 then retry = 0 end end
-  end
-  if allowed then
-    local q = floor(new_tat / E9)  -- new_tat as Unix seconds + ns
-    local r = new_tat - q * E9
-    if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
-    local xn = expiry(new_tat - NOW, x)
-    keep(key, struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), x, xn)
-  end
-  if not (rem >= 0) then rem = 0 elseif rem >= MAX then rem = MAX end
-  if not (reset >= 0) then reset = 0 elseif reset >= MAX then reset = MAX elseif reset % 1 ~= 0 then reset = floor(reset) end
-  if not (retry >= 0) then retry = 0 elseif retry >= MAX then retry = MAX elseif retry % 1 ~= 0 then retry = floor(retry) end
-  return struct.pack('<dddddd', allowed and 1 or 0, 0, C >= MAX and MAX or C, rem, reset, retry)
 end
 
 -- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..].
@@ -203,12 +216,6 @@ local function decide(ko, ao)
   if dry then n = -n - 1 end
   if cost < 0 or cost % 1 ~= 0 then return struct.pack('<dddddd', 2, 1, 0, 0, 0, 0) end  -- bad cost
   if n == 0 then return struct.pack('<dddddd', 1, 0, 0, 0, 0, 0) end
-  if n == 1 and not dry then
-    local a3 = ARGV[ao + 2]
-    local s = NUM[a3]
-    if not s then s = a3 + 0 NUM[a3] = s end
-    if S_algo[s] == 2 and not S_bad[s] then return gcra_one(KEYS[ko + 1], s, cost) end
-  end
 
   local logs        -- sliding logs of this decision, by key
   local CALLER_NOW  -- the caller's clock, for a calendar window
@@ -346,7 +353,7 @@ local function decide(ko, ao)
         local interval, tolerance = S_int[s], S_tol[s]
         local tat = NOW
         if started and a > NOW then tat = a end
-        local inc = ceil(cost * P / L1)
+        local inc = interval * cost
         if inc >= MAX then inc = MAX end
         local new_tat = tat + inc
         if new_tat > MAX then new_tat = MAX end
@@ -533,13 +540,21 @@ local function decide(ko, ao)
   return struct.pack('<dddddd', allowed and 1 or 0, bi - 1, b_limit, b_rem, b_reset, b_retry)
 end
 
-local replies = {struct.pack('<dd', now_s, now_us)}
-local ko, ao = 0, first + 1
-for d = 1, D do
-  local n = NUM[ARGV[ao]] or ARGV[ao] + 0
-  if n < 0 then n = -n - 1 end
-  replies[d + 1] = decide(ko, ao)
-  ko, ao = ko + n, ao + 2 + n
+local ko, ao, d = 0, first + 1, 2
+for r = 1, R do
+  local len, n, cost = ARGV[ao] + 0, ARGV[ao + 1] + 0, ARGV[ao + 2] + 0
+  local s = n == 1 and ARGV[ao + 3] + 0
+  if s and cost >= 0 and cost % 1 == 0 and S_algo[s] == 2 and not S_bad[s] then
+    gcra_run(ko, len, s, cost, d)
+    ko, d = ko + len, d + len
+  else
+    if n < 0 then n = -n - 1 end
+    for j = 1, len do
+      replies[d] = decide(ko, ao + 1)
+      ko, d = ko + n, d + 1
+    end
+  end
+  ao = ao + 3 + n
 end
 local at_ms = {}  -- PXAT's argument by expiry: few distinct in a batch
 for j = 1, #dirty do
@@ -568,13 +583,20 @@ constexpr std::uint64_t fnv1a64(std::string_view s) {
     return h;
 }
 
-void append_hex16(std::string& out, std::uint64_t v) {
+// The low `Digits` hex digits of v, most significant first.
+template <int Digits>
+void append_hex(std::string& out, std::uint64_t v) {
     static constexpr char kHex[] = "0123456789abcdef";
-    char buf[16];
-    for (int i = 15; i >= 0; --i, v >>= 4)
+    char buf[Digits];
+    for (int i = Digits - 1; i >= 0; --i, v >>= 4)
         buf[i] = kHex[v & 0xf];
     out.append(buf, sizeof(buf));
 }
+
+void append_hex16(std::string& out, std::uint64_t v) { append_hex<16>(out, v); }
+void append_hex8(std::string& out, std::uint32_t v) { append_hex<8>(out, v); }
+
+constexpr std::uint32_t fold32(std::uint64_t h) { return static_cast<std::uint32_t>(h ^ (h >> 32)); }
 
 void append_key_digest(std::string& out, std::string_view key) {
     // Fixed keys: the point is not secrecy of the hash but that API keys and
@@ -640,6 +662,22 @@ void append_shape(std::string& out, const LimitSpec& s) {
     out.append(":").append(unit).append(":").append(zone);
 }
 
+}  // namespace
+
+std::string limit_shape(const LimitSpec& s) {
+    std::string out;
+    append_shape(out, s);
+    return out;
+}
+
+std::uint32_t shape_id(const LimitSpec& s) {
+    // Short key names cost Redis less (hashed at every read and write): the
+    // shape's text is in the name as 32 bits of its hash.
+    return fold32(fnv1a64(limit_shape(s)));
+}
+
+namespace {
+
 std::string unix_ns_arg(std::int64_t ns) { return std::to_string(std::max<std::int64_t>(0, ns)); }
 
 }  // namespace
@@ -678,20 +716,20 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
     for (std::size_t g = 0; g < keyed.size(); ++g) {
         const auto& k = keyed[g];
         std::string base;  // <prefix>{<tag>}<digest>|
-        base.reserve(key_prefix.size() + 2 + 16 + 32 + 1);
+        base.reserve(key_prefix.size() + 2 + 8 + 32 + 1);
         base.append(key_prefix).push_back('{');
-        append_hex16(base, tagging == Tagging::first_key ? first_tag : fnv1a64(k.key));
+        append_hex8(base, fold32(tagging == Tagging::first_key ? first_tag : fnv1a64(k.key)));
         base.push_back('}');
         append_key_digest(base, k.key);
         base.push_back('|');
         for (std::size_t j = 0; j < k.specs.size(); ++j) {
             const LimitSpec& s = k.specs[j];
             std::string name;
-            name.reserve(base.size() + 48);
+            name.reserve(base.size() + 4 + 8);
             name.append(base);
             append_number(name, j);
             name.push_back('|');
-            append_shape(name, s);
+            append_hex8(name, shape_id(s));
             call.keys.push_back(std::move(name));
 
             std::string start = "0", end = "0", caller = "0";
@@ -726,8 +764,32 @@ std::vector<std::string> evalsha_command(std::string_view sha, std::span<const C
             refs.push_back(it->second);
         }
     }
+    // Runs: consecutive decisions with the same header (dry flag, cost, limit numbers).
+    struct Run {
+        std::size_t first, length, refs_at;
+    };
+    std::vector<Run> runs;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        const Call& d = decisions[i];
+        const std::size_t n = d.limits.size();
+        if (!runs.empty()) {
+            const Run& r = runs.back();
+            const Call& head = decisions[r.first];
+            if (head.dry_run == d.dry_run && head.cost == d.cost && head.limits.size() == n &&
+                std::equal(refs.begin() + static_cast<std::ptrdiff_t>(r.refs_at),
+                           refs.begin() + static_cast<std::ptrdiff_t>(r.refs_at + n),
+                           refs.begin() + static_cast<std::ptrdiff_t>(at))) {
+                ++runs.back().length;
+                at += n;
+                continue;
+            }
+        }
+        runs.push_back({i, 1, at});
+        at += n;
+    }
     std::vector<std::string> command;
-    command.reserve(5 + keys + distinct.size() * kArgsPerLimit + decisions.size() * kArgsPerDecision + refs.size());
+    command.reserve(5 + keys + distinct.size() * kArgsPerLimit + runs.size() * kArgsPerRun + refs.size());
     command.emplace_back("EVALSHA");
     command.emplace_back(sha);
     command.push_back(std::to_string(keys));
@@ -736,15 +798,16 @@ std::vector<std::string> evalsha_command(std::string_view sha, std::span<const C
     command.push_back(std::to_string(distinct.size()));
     for (const auto* limit : distinct)
         command.insert(command.end(), limit->begin(), limit->end());
-    command.push_back(std::to_string(decisions.size()));
-    std::size_t next = 0;
-    for (const auto& d : decisions) {
-        // limits (-limits - 1: a dry run), cost
+    command.push_back(std::to_string(runs.size()));
+    for (const Run& r : runs) {
+        // length, limits (-limits - 1: a dry run), cost, then the limit numbers
+        const Call& d = decisions[r.first];
         const auto n = static_cast<long long>(d.limits.size());
+        command.push_back(std::to_string(r.length));
         command.push_back(std::to_string(d.dry_run ? -n - 1 : n));
         command.push_back(std::to_string(d.cost));
         for (std::size_t i = 0; i < d.limits.size(); ++i)
-            command.push_back(std::to_string(refs[next++]));
+            command.push_back(std::to_string(refs[r.refs_at + i]));
     }
     return command;
 }

@@ -18,8 +18,8 @@
 //    (MemoryStore::decide_keys semantics, including the tightest limit).
 //  - Reads every string state of the batch with one MGET and writes each
 //    charged one once, at the end; sliding logs are read and written per
-//    decision. A decision of one GCRA limit (the default algorithm) takes a
-//    straight-line copy of the general path's arithmetic.
+//    decision. A run of decisions of one GCRA limit (the default algorithm)
+//    takes a straight-line copy of the general path's arithmetic.
 //  - One Redis key per limit of each key (KEYS[i] for limit i of the
 //    flattened list). Sliding logs are sorted sets (score: admission time in
 //    Unix µs, member "<µs>:<n>", one per unit); every other algorithm keeps
@@ -84,7 +84,7 @@ using KeyedLimits = MemoryStore::KeyedLimits;
 inline constexpr std::int64_t kTtlMarginMs = 1000;  // a key lives at least this long after its state turns fresh
 inline constexpr std::size_t kReplyPrefix = 2;      // doubles: the server's clock
 inline constexpr std::size_t kReplySize = 6;        // doubles per decision
-inline constexpr std::size_t kArgsPerDecision = 2;  // a decision's header in ARGV
+inline constexpr std::size_t kArgsPerRun = 3;       // a run's header in ARGV
 inline constexpr std::size_t kArgsPerLimit = 7;     // ARGV per distinct limit
 
 // The Lua source (static storage).
@@ -114,29 +114,33 @@ struct Call {
 };
 
 // Key of limit j of key K (j: index within K's limits):
-//   <prefix>{<tag>}<key_digest(K)>|<j>|<shape>
+//   <prefix>{<tag>}<key_digest(K)>|<j>|<shape_id>
 // K itself never reaches Redis: it may hold an API key or a user name.
-// tag: 16 hex digits of FNV-1a 64 of the tagging key (no braces ever, so a
-// key's own bytes cannot move it to another slot; a prefix holding "{...}"
-// would, and must not be used). shape: the state's meaning, so a changed
-// limit starts on fresh keys instead of misreading old state:
+// tag: 8 hex digits of FNV-1a 64 (folded to 32 bits) of the tagging key (no
+// braces ever, so a key's own bytes cannot move it to another slot; a prefix
+// holding "{...}" would, and must not be used). shape_id: 8 hex digits of
+// shape_id(), a hash of the limit's shape, the meaning of its state, so a
+// changed limit starts on fresh keys instead of misreading old state:
 //   tb3:<limit>:<period_ns>:<capacity>  gcra3:<limit>:<period_ns>:<capacity>
 //   slog:<limit>:<period_ns>  swin3:<limit>:<period_ns>  fwin3:<limit>:<period_ns>
 //   fcal3:<limit>:<minute|hour|day>:<zone name, or UTC>
-// (the 3: the state of script v3, with its expiry; v2's names ended in 2 and
-// v1's in nothing, so a host of another version never misreads them: while
-// hosts of both run, each version keeps its own count. Sliding logs did not
-// change.)
+// (the 3: the state of script v3 and later, with its expiry). Names are
+// short because Redis hashes and compares them at every read and write:
+// script v3's (16-digit tag, the shape in clear, ~90 bytes) cost it ~8 %
+// more per decision. Hosts of other versions use other names, so they never
+// misread each other's states: while both run, each keeps its own count.
 // ARGV: [1] the number of distinct limits of the batch, each as
 // kArgsPerLimit: algorithm code (1 token bucket, 2 GCRA, 3 sliding log, 4
 // sliding window, 5 fixed window, 6 calendar fixed window), limit, period_ns,
 // capacity (burst, or limit when burst is 0), and for a calendar window its
 // start, end and the caller's clock, `unix_ns_for_calendars` (Unix ns clamped
-// at 0; all three 0 for other algorithms). Then the number of decisions, each
-// as a header of kArgsPerDecision (limits n, or -n-1 for a dry run; cost) and
-// n limit numbers (1-based, into the distinct limits), one per key of the
-// decision, in KEYS order. A batch thus parses each distinct limit once,
-// however many decisions share it.
+// at 0; all three 0 for other algorithms). Then the decisions in runs of
+// consecutive decisions with the same header: the number of runs, and per
+// run a header of kArgsPerRun (its length, limits n or -n-1 for a dry run,
+// cost) and n limit numbers (1-based, into the distinct limits); each
+// decision of the run has n keys, in KEYS order. A batch thus parses each
+// distinct limit once and each shared header once: concurrent requests of
+// one tier cost Redis one key per decision.
 // Numbers are decimal integers; the script reads them by Lua's arithmetic
 // coercion, so a non-numeric one fails as a Lua error (the whole call), a
 // negative or fractional one as a refused decision (those using it).
@@ -145,6 +149,9 @@ struct Call {
 // is judged in each slot first, then charged in each).
 // 32 hex digits (two SipHash-1-3 of `key`): how a key appears in Redis key names.
 std::string key_digest(std::string_view key);
+// A limit's shape as text (above), and the 32-bit hash of it in its key names.
+std::string limit_shape(const LimitSpec& s);
+std::uint32_t shape_id(const LimitSpec& s);
 
 Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::string_view key_prefix,
                 std::int64_t unix_ns_for_calendars, Tagging tagging = Tagging::first_key, bool dry_run = false);
