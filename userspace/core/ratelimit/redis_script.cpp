@@ -136,9 +136,11 @@ end
 
 -- A charged key's new state, kept for the decisions after it and written once
 -- at the end; `x` (as read) is what its TTL is now.
+local ndirty = 0
 local function keep(key, new, x, xn)
   if not x_of[key] then
-    dirty[#dirty + 1] = key
+    ndirty = ndirty + 1
+    dirty[ndirty] = key
     x_set[key] = x or false
   end
   state[key], x_of[key] = new, xn
@@ -152,15 +154,17 @@ local replies = {struct.pack('<dd', now_s, now_us)}
 
 -- The common case, a run of decisions of one GCRA limit charged for real:
 -- the general path's arithmetic for it (step for step, same results) without
--- the bookkeeping of several limits, passes and algorithms, and with what
--- depends only on the limit and the cost worked out once per run. Writes the
--- run's replies from replies[d].
+-- the bookkeeping of several limits, passes and algorithms, with what depends
+-- only on the limit and the cost worked out once per run, expiry() and keep()
+-- written inline. Writes the run's replies from replies[d] on and answers
+-- where the next goes.
 local function gcra_run(ko, len, s, cost, d)
   local C, interval, tolerance = S_C[s], S_int[s], S_tol[s]
   local inc = interval * cost
   if inc >= MAX then inc = MAX end
   local fits = cost <= C
   local limit = C >= MAX and MAX or C
+  local cap = now_s + 1e10
   for j = 1, len do
     local key = KEYS[ko + j]
     local raw, tat, x = state[key], NOW, nil
@@ -195,14 +199,24 @@ local function gcra_run(ko, len, s, cost, d)
       local q = floor(new_tat / E9)  -- new_tat as Unix seconds + ns
       local r = new_tat - q * E9
       if r < 0 then q = q - 1 elseif r >= E9 then q = q + 1 end
-      local xn = expiry(new_tat - NOW, x)
-      keep(key, struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), x, xn)
+      local ttl = new_tat - NOW  -- expiry(), inline
+      local xn = now_s + floor((NOW + (ttl > 0 and ttl or 0)) / E9) + 2
+      if xn > cap then xn = cap end
+      if x and x > xn and x <= cap then xn = x end
+      if not x_of[key] then  -- keep(), inline
+        ndirty = ndirty + 1
+        dirty[ndirty] = key
+        x_set[key] = x or false
+      end
+      state[key], x_of[key] = struct.pack('<ddd', now_s + q, new_tat - q * E9, xn), xn
     end
     if not (rem >= 0) then rem = 0 elseif rem >= MAX then rem = MAX end
     if not (reset >= 0) then reset = 0 elseif reset >= MAX then reset = MAX elseif reset % 1 ~= 0 then reset = floor(reset) end
     if not (retry >= 0) then retry = 0 elseif retry >= MAX then retry = MAX elseif retry % 1 ~= 0 then retry = floor(retry) end
-    replies[d + j - 1] = struct.pack('<dddddd', allowed and 1 or 0, 0, limit, rem, reset, retry)
+    replies[d] = struct.pack('<dddddd', allowed and 1 or 0, 0, limit, rem, reset, retry)
+    d = d + 1
   end
+  return d
 end
 
 -- One decision: its limits are KEYS[ko + 1 ..], its header ARGV[ao ..].
@@ -545,8 +559,8 @@ for r = 1, R do
   local len, n, cost = ARGV[ao] + 0, ARGV[ao + 1] + 0, ARGV[ao + 2] + 0
   local s = n == 1 and ARGV[ao + 3] + 0
   if s and cost >= 0 and cost % 1 == 0 and S_algo[s] == 2 and not S_bad[s] then
-    gcra_run(ko, len, s, cost, d)
-    ko, d = ko + len, d + len
+    d = gcra_run(ko, len, s, cost, d)
+    ko = ko + len
   else
     if n < 0 then n = -n - 1 end
     for j = 1, len do
@@ -557,7 +571,7 @@ for r = 1, R do
   ao = ao + 3 + n
 end
 local at_ms = {}  -- PXAT's argument by expiry: few distinct in a batch
-for j = 1, #dirty do
+for j = 1, ndirty do
   local key = dirty[j]
   local x = x_of[key]
   if x == x_set[key] then
