@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+
+#include <string>
+
 #include "core/net/ip_address.hpp"
 
 using rlgate::net::Cidr;
@@ -21,6 +25,20 @@ TEST(IpAddress, ParsesBothFamiliesIntoMappedForm) {
     EXPECT_FALSE(IpAddress::parse("300.1.1.1"));
     EXPECT_FALSE(IpAddress::parse("example.com"));
     EXPECT_FALSE(IpAddress::parse(""));
+}
+
+// IPv4 is formatted by hand (inet_ntop's sprintf was 2 % of rlgate-l7's time):
+// the same text as inet_ntop for every value of each octet.
+TEST(IpAddress, FormatsIpv4ExactlyAsInetNtop) {
+    for (unsigned v = 0; v < 256; ++v) {
+        for (const std::uint32_t host : {v << 24, v << 16 | 0x01000001U, v << 8 | 0x0a000000U, v | 0xfffefd00U, v * 0x01010101U}) {
+            const auto a = IpAddress::from_v4(host);
+            const std::uint32_t net = htonl(host);
+            char expected[INET_ADDRSTRLEN] = {};
+            ASSERT_NE(inet_ntop(AF_INET, &net, expected, sizeof expected), nullptr);
+            EXPECT_EQ(a.to_string(), expected) << host;
+        }
+    }
 }
 
 TEST(Cidr, ParsesAndValidates) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/l7/client_ip.hpp"
+#include "core/l7/evaluate.hpp"
 #include "core/l7/headers.hpp"
 #include "core/l7/route.hpp"
 
@@ -36,6 +37,15 @@ TEST(ClientIp, ForwardedHeaderWithQuotesPortsAndIpv6) {
                         kProxies),
               ip("2001:db8:cafe::17")) << "Forwarded wins over X-Forwarded-For";
     EXPECT_EQ(client_ip(ip("fd00::1"), "", R"(For="_hidden", for=198.51.100.3)", kProxies), ip("198.51.100.3"));
+}
+
+// A caller's IP key: an IPv4 address, or the /64 of an IPv6 one (its owner's
+// usual allocation), in the text Redis key digests were made from.
+TEST(ClientIp, AnIpv6ClientIsKeyedByItsSlash64) {
+    EXPECT_EQ(client_key(ip("192.0.2.7")), "192.0.2.7");
+    EXPECT_EQ(client_key(ip("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+    EXPECT_EQ(client_key(ip("2001:db8:1:2::9")), client_key(ip("2001:db8:1:2:ffff::1")));
+    EXPECT_NE(client_key(ip("2001:db8:1:2::9")), client_key(ip("2001:db8:1:3::9")));
 }
 
 TEST(Routes, MethodsParametersAndWildcards) {

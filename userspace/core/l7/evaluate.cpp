@@ -48,8 +48,7 @@ Evaluation reject(Evaluation e, unsigned status, std::string error, std::string 
 std::string client_key(const net::IpAddress& a) {
     if (a.v4)
         return a.to_string();
-    auto c = net::Cidr::parse(a.to_string() + "/64", nullptr, /*allow_host_bits=*/true);
-    return c ? c->to_string() : a.to_string();
+    return net::Cidr{net::mask_address(a, 64), 64}.to_string();
 }
 
 std::string query_parameter(std::string_view target, std::string_view name) {

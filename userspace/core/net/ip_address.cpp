@@ -51,10 +51,18 @@ std::uint32_t IpAddress::v4_host_order() const {
 
 std::string IpAddress::to_string() const {
     char buf[INET6_ADDRSTRLEN] = {};
-    if (v4)
-        inet_ntop(AF_INET, &bytes[12], buf, sizeof buf);
-    else
-        inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
+    if (v4) {
+        // By hand: glibc's inet_ntop formats IPv4 with sprintf, and the L7
+        // limiter names every anonymous caller by its address.
+        char* p = buf;
+        for (int i = 12; i < 16; ++i) {
+            p = std::to_chars(p, buf + sizeof buf, bytes[static_cast<std::size_t>(i)]).ptr;
+            if (i < 15)
+                *p++ = '.';
+        }
+        return std::string(buf, p);
+    }
+    inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
     return buf;
 }
 
