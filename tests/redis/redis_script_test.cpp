@@ -98,7 +98,7 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     EXPECT_EQ(call.positions, (std::vector<std::pair<std::size_t, std::size_t>>{{0, 0}, {0, 1}, {1, 0}}));
     const std::string tag = call.keys[0].substr(0, call.keys[0].find('}') + 1);
     EXPECT_TRUE(tag.starts_with("rl:{")) << tag;
-    EXPECT_EQ(tag.size(), 4 + 8 + 1U);
+    EXPECT_EQ(tag.size(), 4 + 16 + 1U) << "the first key's tag: 64 bits, it keeps copies of a shared key apart";
     for (const auto& k : call.keys)
         EXPECT_TRUE(k.starts_with(tag)) << k;
     EXPECT_EQ(limit_shape(a[0]), "gcra3:10:60000000000:20");
@@ -113,7 +113,9 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
     EXPECT_EQ(call.keys[1], tag + key_digest("free|k:abc") + "|1|" + id(a[1]));
     EXPECT_EQ(call.keys[2], tag + key_digest("global") + "|0|" + id(b[0]));
     EXPECT_NE(shape_id(a[0]), shape_id(spec(Algorithm::gcra, 10, 60 * kSec, 21))) << "a changed burst: fresh keys";
-    EXPECT_LE(call.keys[0].size(), 4 + 10 + 32 + 3 + 8U) << "short names: Redis hashes them at every access";
+    const Call own_tags = build_call(keyed, 3, "rl:", 0, Tagging::per_key);
+    EXPECT_EQ(own_tags.keys[0].find('}'), 4 + 8U) << "a key's own tag: 32 bits";
+    EXPECT_LE(own_tags.keys[0].size(), 4 + 10 + 32 + 3 + 8U) << "short names: Redis hashes them at every access";
     for (const auto& k : call.keys)
         EXPECT_EQ(k.find("k:abc"), std::string::npos) << "the API key itself never reaches Redis";
     EXPECT_EQ(key_digest("free|k:abc").size(), 32U);
@@ -124,9 +126,10 @@ TEST(RedisCodec, KeysOfOneDecisionShareTheFirstKeysTagAndNameTheirShape) {
 
     // Each key its own tag: the "global" key then is the same in every decision.
     const Call per_key = build_call(keyed, 1, "rl:", 0, Tagging::per_key);
-    EXPECT_EQ(per_key.keys[0], call.keys[0]);  // the first key's tag is its own either way
+    auto after_tag = [](const std::string& k) { return k.substr(k.find('}')); };
+    EXPECT_EQ(after_tag(per_key.keys[0]), after_tag(call.keys[0]));  // the same digest and shape
     const std::array global_only = {KeyedLimits{"global", b}};
-    EXPECT_EQ(per_key.keys[2], build_call(global_only, 1, "rl:", 0).keys[0]);
+    EXPECT_EQ(per_key.keys[2], build_call(global_only, 1, "rl:", 0, Tagging::per_key).keys[0]);
     EXPECT_NE(per_key.keys[2], call.keys[2]);
 }
 
@@ -574,6 +577,25 @@ TEST_F(RedisScript, ABatchAnswersEachDecisionOnItsOwn) {
     ASSERT_EQ(whole->type, REDIS_REPLY_ERROR);
     EXPECT_NE(std::string(whole->str).find("rlgate"), std::string::npos) << whole->str;
     EXPECT_EQ(decide(keyed, 1).decision.tightest.remaining, 2U);
+
+    // Layouts that do not add up, each refused whole before anything is
+    // written; ARGV after the (zero) distinct limits: runs, then each run's
+    // length, limits, cost, limit numbers.
+    auto refused = [&](std::vector<std::string> keys, std::vector<std::string> argv, const std::string& why) {
+        std::vector<std::string> cmd = {"EVALSHA", script_sha1(), std::to_string(keys.size())};
+        cmd.insert(cmd.end(), keys.begin(), keys.end());
+        cmd.insert(cmd.end(), argv.begin(), argv.end());
+        const Reply e = command(conn_.get(), cmd);
+        ASSERT_EQ(e->type, REDIS_REPLY_ERROR) << why;
+    };
+    refused({}, {"0", "1", "1000000000000000", "0", "1"}, "a run without limits longer than 1: no key bounds it");
+    refused({}, {"0", "1", "2", "0", "1"}, "two decisions without limits in one run");
+    refused({}, {"0", "3", "1", "0", "1"}, "more runs than the arguments hold");
+    refused({}, {"0", "1", "0", "0", "1"}, "a run of length 0");
+    refused({}, {"0", "1", "1.5", "0", "1"}, "a fractional length");
+    refused({"t:k"}, {"0", "1", "1", "1", "1", "x"}, "a limit number that is not a number");
+    refused({"t:k"}, {"0", "1", "1", "1", "nope", "1"}, "a cost that is not a number");
+    EXPECT_EQ(decide(keyed, 1).decision.tightest.remaining, 1U) << "none of them charged anything";
 }
 
 // A run (decisions sharing a header) on one key: each decision sees the
@@ -697,19 +719,24 @@ TEST_P(RedisEveryAlgorithm, DecidesExactlyAsMemoryStoreAtTheSameInstant) {
         // Odd periods (not whole µs) take the script's exact modular path for window starts.
         const std::int64_t odd = odd_periods ? 777 : 0;
         const std::vector<LimitSpec> user = {spec(a, 5, 200 * kMs + odd), spec(Algorithm::gcra, 12, 500 * kMs, 6)};
-        const std::vector<LimitSpec> endpoint = {spec(a, 3, 150 * kMs + odd, 4)};
+        // 7 per 150 ms: no whole number of ns per unit. Decided alone, it takes the
+        // script's one-GCRA-limit loop (gcra_run) for GCRA.
+        const std::vector<LimitSpec> endpoint = {spec(a, 7, 150 * kMs + odd, 4)};
         const std::vector<LimitSpec> global = {spec(a, 9, 300 * kMs + odd), spec(Algorithm::sliding_window, 20, 400 * kMs)};
         const std::string u = "user" + std::to_string(odd_periods);
         const std::array keyed = {KeyedLimits{u, user}, KeyedLimits{"endpoint", endpoint}, KeyedLimits{"global", global}};
+        const std::array solo = {KeyedLimits{"solo" + std::to_string(odd_periods), endpoint}};
         MemoryStore memory(1024, 4, 1);
         std::mt19937 rng(1234 + static_cast<unsigned>(a));
         int allowed = 0, refused = 0;
         for (int i = 0; i < 70; ++i) {
             const std::uint64_t cost = i % 17 == 16 ? 25 : 1 + rng() % 3;  // now and then more than any capacity
-            // Mostly one key (two limits), sometimes all three at once.
-            const std::size_t n = i % 3 == 0 ? 3 : 1;
-            const auto o = decide(std::span(keyed.data(), n), cost);
-            const auto m = memory.decide_keys(std::span(keyed.data(), n), o.server_ns, cost);
+            // One key of two limits, a key of one limit alone (its own, since a
+            // decision's keys carry its first key's tag), or all three at once.
+            const auto which = i % 3 == 0 ? std::span<const KeyedLimits>(keyed.data(), 3)
+                                          : i % 3 == 1 ? std::span<const KeyedLimits>(solo) : std::span<const KeyedLimits>(keyed.data(), 1);
+            const auto o = decide(which, cost);
+            const auto m = memory.decide_keys(which, o.server_ns, cost);
             expect_same(o.decision, m, "step " + std::to_string(i) + " odd " + std::to_string(odd_periods));
             (o.decision.allowed ? allowed : refused) += 1;
             std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 25));

@@ -77,18 +77,22 @@ end
 -- per run its length, the header (limits n, written -n-1 for a dry run; the
 -- cost) and n limit numbers; each decision of a run has n keys, its next in
 -- KEYS. Concurrent requests mostly share a header, so a batch of them costs
--- Redis one key each, not four arguments. The layout is checked whole before
--- anything is read or written.
+-- Redis one key each, not four arguments. A run of decisions without limits
+-- is one long (nothing bounds its length by keys). The layout is checked
+-- whole, and every number of it coerced (a non-numeric one fails the call
+-- here), before anything is read or written.
 local first = 2 + 7 * S     -- ARGV index of the run count
 local R = tonumber(ARGV[first])
-if not R or R < 1 or R % 1 ~= 0 then return redis.error_reply('ERR rlgate: bad run count') end
+if not R or R < 1 or R % 1 ~= 0 or first + 3 * R > na then return redis.error_reply('ERR rlgate: bad run count') end
 local o, k = first + 1, 0
 for r = 1, R do
-  local len, n = ARGV[o] + 0, ARGV[o + 1] + 0
+  if o + 2 > na then return redis.error_reply('ERR rlgate: bad layout at run ' .. r) end
+  local len, n, cost = ARGV[o] + 0, ARGV[o + 1] + 0, ARGV[o + 2] + 0
   if n < 0 then n = -n - 1 end
-  if len < 1 or len % 1 ~= 0 or n < 0 or n % 1 ~= 0 or o + 2 + n > na then
+  if len < 1 or len % 1 ~= 0 or n < 0 or n % 1 ~= 0 or o + 2 + n > na or (n == 0 and len ~= 1) then
     return redis.error_reply('ERR rlgate: bad layout at run ' .. r)
   end
+  for i = 1, n do local _ = ARGV[o + 2 + i] + 0 end
   o, k = o + 3 + n, k + len * n
 end
 if o - 1 ~= na or k ~= nk then
@@ -730,9 +734,15 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
     for (std::size_t g = 0; g < keyed.size(); ++g) {
         const auto& k = keyed[g];
         std::string base;  // <prefix>{<tag>}<digest>|
-        base.reserve(key_prefix.size() + 2 + 8 + 32 + 1);
+        base.reserve(key_prefix.size() + 2 + 16 + 32 + 1);
         base.append(key_prefix).push_back('{');
-        append_hex8(base, fold32(tagging == Tagging::first_key ? first_tag : fnv1a64(k.key)));
+        // Per key, the digest tells keys apart and the tag only spreads slots: 32
+        // bits do. With the first key's tag, the tag is what keeps one first
+        // key's copy of a shared key from another's: 64 bits.
+        if (tagging == Tagging::first_key)
+            append_hex16(base, first_tag);
+        else
+            append_hex8(base, fold32(fnv1a64(k.key)));
         base.push_back('}');
         append_key_digest(base, k.key);
         base.push_back('|');
@@ -790,7 +800,7 @@ std::vector<std::string> evalsha_command(std::string_view sha, std::span<const C
         if (!runs.empty()) {
             const Run& r = runs.back();
             const Call& head = decisions[r.first];
-            if (head.dry_run == d.dry_run && head.cost == d.cost && head.limits.size() == n &&
+            if (n > 0 && head.dry_run == d.dry_run && head.cost == d.cost && head.limits.size() == n &&
                 std::equal(refs.begin() + static_cast<std::ptrdiff_t>(r.refs_at),
                            refs.begin() + static_cast<std::ptrdiff_t>(r.refs_at + n),
                            refs.begin() + static_cast<std::ptrdiff_t>(at))) {

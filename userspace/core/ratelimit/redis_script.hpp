@@ -116,7 +116,9 @@ struct Call {
 // Key of limit j of key K (j: index within K's limits):
 //   <prefix>{<tag>}<key_digest(K)>|<j>|<shape_id>
 // K itself never reaches Redis: it may hold an API key or a user name.
-// tag: 8 hex digits of FNV-1a 64 (folded to 32 bits) of the tagging key (no
+// tag: FNV-1a 64 of the tagging key, 16 hex digits with first_key tagging
+// (the tag then tells copies of a shared key apart), 8 (folded to 32 bits)
+// per key (the digest does; the tag only spreads keys over slots) (no
 // braces ever, so a key's own bytes cannot move it to another slot; a prefix
 // holding "{...}" would, and must not be used). shape_id: 8 hex digits of
 // shape_id(), a hash of the limit's shape, the meaning of its state, so a
@@ -142,8 +144,10 @@ struct Call {
 // distinct limit once and each shared header once: concurrent requests of
 // one tier cost Redis one key per decision.
 // Numbers are decimal integers; the script reads them by Lua's arithmetic
-// coercion, so a non-numeric one fails as a Lua error (the whole call), a
-// negative or fractional one as a refused decision (those using it).
+// coercion, so a non-numeric one fails as a Lua error (the whole call, before
+// any write). A negative or fractional count (runs, run length, limits) is a
+// layout error for the whole call; a negative or fractional cost or limit
+// field refuses the decisions using it. A run without limits has length 1.
 // `dry_run`: the script judges and replies as usual but writes nothing for
 // that decision (Redis Cluster: a decision whose keys live in several slots
 // is judged in each slot first, then charged in each).
