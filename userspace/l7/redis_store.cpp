@@ -159,7 +159,7 @@ boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::enqueue(s
     // the timeout. Set first: flush() may run (and finish, if no connection is up) at once.
     waiting->timer.expires_after(std::chrono::nanoseconds(settings_.timeout_ns));
     queue_.push_back(waiting);
-    if (batches_in_flight_ < max_batches_in_flight())
+    if (may_send())
         boost::asio::co_spawn(batch_strand_, flush(), boost::asio::detached);
     if (!waiting->done) {
         [[maybe_unused]] auto [ec] = co_await waiting->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
@@ -170,7 +170,7 @@ boost::asio::awaitable<std::optional<ratelimit::Decision>> RedisStore::enqueue(s
 }
 
 boost::asio::awaitable<void> RedisStore::flush() {
-    while (batches_in_flight_ < max_batches_in_flight() && !queue_.empty()) {
+    while (may_send()) {
         std::vector<std::shared_ptr<Waiting>> batch;
         while (!queue_.empty() && batch.size() < settings_.batch) {
             auto w = std::move(queue_.front());

@@ -2,8 +2,9 @@
 // rlgate-l7's limits shared by a fleet through Redis: each decision is made
 // atomically by a Lua script (core/ratelimit/redis_script) run by EVALSHA on
 // the server's clock, reloaded on NOSCRIPT. On a standalone Redis, decisions
-// that arrive while every connection has a call in flight wait and go
-// together in the next call (up to `batch`), each still decided as if alone. With Redis Cluster, a decision whose
+// that arrive while a call is in flight wait and go together in the next call
+// (up to `batch`), each still decided as if alone: a call goes out when Redis
+// has nothing in flight or a whole batch waits. With Redis Cluster, a decision whose
 // keys live in several slots is judged in each slot (a dry run) and charged
 // in each only if all admit it. Keys known to be over their limit are
 // refused from a local cache until their retry time, so a flood from one key
@@ -82,9 +83,10 @@ private:
         std::uint16_t slot, std::span<const ratelimit::redis::Call> decisions);
     boost::asio::awaitable<redis::RedisResult> call(std::uint16_t slot, std::vector<std::string> args);
 
-    // Batching (standalone Redis): a decision waits in queue_ while every
-    // connection has a batch in flight; flush() sends what waits, up to
-    // settings_.batch at a time. All of it on batch_strand_.
+    // Batching (standalone Redis): a decision waits in queue_ while a batch is
+    // in flight and fewer than settings_.batch wait (or every connection is
+    // busy); flush() sends what waits, up to settings_.batch at a time. All of
+    // it on batch_strand_.
     struct Waiting {
         Waiting(boost::asio::strand<boost::asio::io_context::executor_type>& strand, ratelimit::redis::Call p)
             : part(std::move(p)), timer(strand) {}
@@ -97,6 +99,12 @@ private:
     boost::asio::awaitable<void> flush();
     void script_error(const std::string& why);
     [[nodiscard]] unsigned max_batches_in_flight() const { return std::max(1U, settings_.connections); }
+    // A call goes out when Redis would otherwise idle (nothing in flight) or a
+    // whole batch waits; while a call is in flight, a part batch waits for it.
+    [[nodiscard]] bool may_send() const {
+        return !queue_.empty() && batches_in_flight_ < max_batches_in_flight() &&
+               (batches_in_flight_ == 0 || queue_.size() >= settings_.batch);
+    }
     // Cluster: the decision judged in each slot of its keys, then charged in each.
     boost::asio::awaitable<std::optional<ratelimit::Decision>> across_slots(std::span<const Keyed> keyed,
                                                                              std::uint64_t cost, std::int64_t unix_ns);
