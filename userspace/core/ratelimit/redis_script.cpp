@@ -688,11 +688,22 @@ std::string limit_shape(const LimitSpec& s) {
     return out;
 }
 
-std::uint32_t shape_id(const LimitSpec& s) {
-    // Short key names cost Redis less (hashed at every read and write): the
-    // shape's text is in the name as 32 bits of its hash.
-    return fold32(fnv1a64(limit_shape(s)));
+std::uint32_t shape_id(const LimitSpec& s) { return fold32(fnv1a64(limit_shape(s))); }
+
+namespace {
+
+// Appends shape_id(s) as 8 hex digits, the shape's text written in `out`'s
+// own buffer first (no string of its own: this runs for every limit of every
+// request). Short key names cost Redis less (hashed at every read and write).
+void append_shape_id(std::string& out, const LimitSpec& s) {
+    const std::size_t at = out.size();
+    append_shape(out, s);
+    const std::uint32_t id = fold32(fnv1a64(std::string_view(out).substr(at)));
+    out.resize(at);
+    append_hex8(out, id);
 }
+
+}  // namespace
 
 namespace {
 
@@ -749,11 +760,11 @@ Call build_call(std::span<const KeyedLimits> keyed, std::uint64_t cost, std::str
         for (std::size_t j = 0; j < k.specs.size(); ++j) {
             const LimitSpec& s = k.specs[j];
             std::string name;
-            name.reserve(base.size() + 4 + 8);
+            name.reserve(base.size() + 64);  // room for the shape's text while it is hashed
             name.append(base);
             append_number(name, j);
             name.push_back('|');
-            append_hex8(name, shape_id(s));
+            append_shape_id(name, s);
             call.keys.push_back(std::move(name));
 
             std::string start = "0", end = "0", caller = "0";
