@@ -20,6 +20,9 @@ const volatile __u32 churn_base = 0x0b000000; /* 11.0.0.0, host order */
 const volatile __u32 saddr_offset = 14 + 12;  /* untagged IPv4 */
 
 __u64 churn_counter = 0;
+/* Each source sends 2^churn_repeat_shift packets in a row (set between
+ * scenarios): 1 makes every second packet a source's second one. */
+__u32 churn_repeat_shift = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -52,7 +55,7 @@ int bench_churn(struct xdp_md *ctx)
 	if ((void *)(saddr + 1) > data_end)
 		return XDP_ABORTED;
 	/* A multiplicative step spreads consecutive packets over the range. */
-	__u64 n = churn_counter++;
+	__u64 n = churn_counter++ >> (churn_repeat_shift & 7);
 	__u32 idx = (__u32)((n * 2654435761ULL) % churn_sources);
 	*saddr = bpf_htonl(churn_base + idx);
 	bpf_tail_call(ctx, &bench_progs, 0);

@@ -60,6 +60,24 @@ struct {
 	__type(value, struct rl_bucket_set);
 } rl_buckets SEC(".maps");
 
+/* One-byte tags of sources seen once (abi.h, rl_seen_line); the loader sets
+ * the number of lines (and rl_seen_slots_mask to match). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 15);
+	__type(key, __u32);
+	__type(value, struct rl_seen_line);
+} rl_seen SEC(".maps");
+
+/* The window clock of rl_seen, apart from rl_ctl: it is written every
+ * RL_SEEN_CLOCK_BATCH first packets per CPU, rl_ctl's line on no packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rl_seen_clock);
+} rl_seen_clock SEC(".maps");
+
 /* Per-interface global bucket, slot = ifindex % RL_GLOBAL_SLOTS (the loader
  * refuses to attach two interfaces that share a slot). */
 struct {

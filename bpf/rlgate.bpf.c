@@ -25,6 +25,11 @@ extern unsigned int CONFIG_HZ __kconfig;
 
 /* Sets in rl_buckets; written by the loader before load. */
 const volatile __u32 rl_bucket_sets = 1;
+/* Slots in rl_seen - 1 (a power of two - 1), and log2 of a window in first
+ * packets; written by the loader. A mask of 0 turns the filter off: every
+ * source gets its bucket on its first packet. */
+const volatile __u32 rl_seen_slots_mask = 0;
+const volatile __u32 rl_seen_window_shift = 0;
 
 /* rl time: jiffies in ns. bpf_ktime_get_ns() costs more than the rest of the
  * fast path here (docs/PERFORMANCE.md); a 1/HZ clock is exact on average and
@@ -316,6 +321,38 @@ out:
 	rl_health_inc(RL_HEALTH_RECLASSIFY);
 }
 
+/* Whether the source whose key hashes to `h` was seen in this window or the
+ * last (abi.h, rl_seen_line); marks it seen in this one. A first packet is
+ * counted, and every RL_SEEN_CLOCK_BATCH of them per CPU move the shared
+ * window clock on. The tag is written only when its window changes, so a
+ * steady source costs a load, not a store. */
+static __always_inline bool rl_seen_before(__u64 h)
+{
+	if (!rl_seen_slots_mask)
+		return true;
+	__u32 slot = rl_seen_slot_of_hash(h, rl_seen_slots_mask);
+	__u32 line_idx = slot / RL_SEEN_LINE, zero = 0;
+	struct rl_seen_line *line = bpf_map_lookup_elem(&rl_seen, &line_idx);
+	struct rl_seen_clock *clock = bpf_map_lookup_elem(&rl_seen_clock, &zero);
+	if (!line || !clock)
+		return true;
+	__u64 window = *(volatile __u64 *)&clock->first_packets >> rl_seen_window_shift;
+	__u8 current = RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW);
+	__u8 previous = RL_SEEN_TAG_VALID | ((window - 1) & RL_SEEN_TAG_WINDOW);
+	__u8 *tag = &line->tag[slot % RL_SEEN_LINE];
+	__u8 old = *tag;
+	if (old == current)
+		return true;
+	*tag = current;
+	if (old == previous)
+		return true;
+	__u32 which = RL_HEALTH_FIRST_PACKETS;
+	__u64 *count = bpf_map_lookup_elem(&rl_health, &which);
+	if (count && ++*count % RL_SEEN_CLOCK_BATCH == 0)
+		__sync_fetch_and_add(&clock->first_packets, RL_SEEN_CLOCK_BATCH);
+	return false;
+}
+
 /* Where a source's entry lives: its bucket, and the two words of its key in
  * the set (to tell afterwards whether the way still belongs to the source). */
 struct rl_way {
@@ -342,11 +379,11 @@ static __always_inline __u64 rl_load64(const __u64 *p)
  * word first; on x86 (TSO) a published high word implies the new low word.
  * A CPU that loses the claim looks again, once; then the packet fails closed
  * (map_full). */
-static __always_inline bool rl_lookup_or_create(const struct rl_ctl *ctl, const union rl_bkey *key,
-						__u64 now, __u64 keep_lo, __u64 keep_hi, struct rl_way *out)
+static __always_inline bool rl_lookup_or_create(__u64 hash, const union rl_bkey *key, __u64 now,
+						__u64 keep_lo, __u64 keep_hi, struct rl_way *out)
 {
 	__u64 lo = key->w[0], hi = key->w[1];
-	__u32 idx = rl_bucket_set_of_words(lo, hi, ctl->bucket_seed, rl_bucket_sets);
+	__u32 idx = rl_bucket_set_of_hash(hash, rl_bucket_sets);
 	struct rl_bucket_set *set = bpf_map_lookup_elem(&rl_buckets, &idx);
 	if (!set)
 		return false;
@@ -485,6 +522,36 @@ static __always_inline bool rl_global_take(const struct rl_limit *glim, __u32 if
 	return rl_take(&g->pkt_tat_q, &g->byte_tat_q, glim, now_q, bytes, tick_q) == RL_GCRA_CONFORM;
 }
 
+/* A new entry takes over the source's first packet, judged without a bucket
+ * (rl_seen_before): charged now (at this packet's size, which is all we know)
+ * and counted, so bursts and per-source counts stay exact. An aggregated
+ * source's first packet was charged to its shared bucket already. */
+static __always_inline void rl_account_first_packet(struct rl_bucket *entry, const struct rl_policy *pol,
+						    __u32 rule, __u64 now, __u32 bytes)
+{
+	switch (entry->state) {
+	case RL_STATE_LIMITED: {
+		const struct rl_limit *lim = &pol->limits[entry->tier & (RL_MAX_TIERS - 1)][rule];
+		if (rl_take(&entry->pkt_tat_q, &entry->byte_tat_q, lim, now << RL_Q_SHIFT, bytes,
+			    rl_ns_per_jiffy() << RL_Q_SHIFT) == RL_GCRA_CONFORM)
+			entry->passed = 1;
+		else
+			entry->dropped = 1;
+		break;
+	}
+	case RL_STATE_ALLOWED:
+		entry->passed = 1;
+		break;
+	case RL_STATE_BANNED:
+		entry->window_drops = 1;
+		entry->dropped = 1;
+		break;
+	case RL_STATE_DENIED:
+		entry->dropped = 1;
+		break;
+	}
+}
+
 SEC("xdp")
 int rl_xdp(struct xdp_md *ctx)
 {
@@ -526,19 +593,30 @@ int rl_xdp(struct xdp_md *ctx)
 	rl_make_bucket_key(&key, &pkt, cache_prefix, rule, ctl->bucket_seed);
 
 	__u64 now = rl_now_ns();
-	struct rl_way way;
-	if (!rl_lookup_or_create(ctl, &key, now, 0, 0, &way)) /* lost two creation races */
-		return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
-	struct rl_bucket *entry = way.bucket;
-
+	__u64 hash = rl_bucket_hash(key.w[0], key.w[1], ctl->bucket_seed);
 	__u32 ban_gen = *(volatile __u32 *)&ctl->ban_gen;
-	if (way.created || entry->policy_gen != gen || entry->ban_gen != ban_gen ||
-	    (entry->state == RL_STATE_BANNED && entry->ban_expires_ns && now >= entry->ban_expires_ns)) {
-		rl_classify(entry, &pkt, pol, gen, ban_gen, cache_prefix, now);
-		/* Another CPU rekeyed the way meanwhile: what was just written is
-		 * this source's class, not the new owner's; make the owner classify. */
-		if (!rl_way_holds(way.key, &key))
-			entry->policy_gen = 0;
+	struct rl_bucket fresh;
+	struct rl_bucket *entry = &fresh;
+	bool seen = rl_seen_before(hash);
+	if (seen) {
+		struct rl_way way;
+		if (!rl_lookup_or_create(hash, &key, now, 0, 0, &way)) /* lost two creation races */
+			return rl_drop(ifindex, pol, RL_STATS_TIER_NONE, rule, RL_REASON_MAP_FULL, bytes);
+		entry = way.bucket;
+		if (way.created || entry->policy_gen != gen || entry->ban_gen != ban_gen ||
+		    (entry->state == RL_STATE_BANNED && entry->ban_expires_ns && now >= entry->ban_expires_ns)) {
+			rl_classify(entry, &pkt, pol, gen, ban_gen, cache_prefix, now);
+			/* Another CPU rekeyed the way meanwhile: what was just written is
+			 * this source's class, not the new owner's; make the owner classify. */
+			if (!rl_way_holds(way.key, &key))
+				entry->policy_gen = 0;
+			else if (way.created && rl_seen_slots_mask)
+				rl_account_first_packet(entry, pol, rule, now, bytes);
+		}
+	} else {
+		/* First packet: judged by a fresh bucket on the stack. */
+		__builtin_memset(&fresh, 0, sizeof(fresh));
+		rl_classify(&fresh, &pkt, pol, gen, ban_gen, cache_prefix, now);
 	}
 
 	__u32 state = entry->state;
@@ -566,7 +644,8 @@ int rl_xdp(struct xdp_md *ctx)
 	if (state == RL_STATE_AGGREGATED) {
 		rl_make_bucket_key(&agg_key, &pkt, entry->bucket_prefix, rule, ctl->bucket_seed);
 		struct rl_way agg;
-		if (!rl_lookup_or_create(ctl, &agg_key, now, key.w[0], key.w[1], &agg))
+		__u64 agg_hash = rl_bucket_hash(agg_key.w[0], agg_key.w[1], ctl->bucket_seed);
+		if (!rl_lookup_or_create(agg_hash, &agg_key, now, key.w[0], key.w[1], &agg))
 			return rl_drop(ifindex, pol, tier, rule, RL_REASON_MAP_FULL, bytes);
 		bucket = agg.bucket;
 		bkey = &agg_key.k;

@@ -97,6 +97,7 @@ enum rl_health {
 	RL_HEALTH_EVENTS_SENT,          /* ring-buffer events emitted */
 	RL_HEALTH_EVENTS_SUPPRESSED,    /* events dropped by the event budget or a full ring */
 	RL_HEALTH_BUCKET_EVICTIONS_OWING, /* evictions of a bucket still in debt: rl_buckets is too small */
+	RL_HEALTH_FIRST_PACKETS,        /* packets of sources not seen in the last two windows: judged without a bucket */
 	RL_HEALTH_MAX,
 };
 
@@ -205,7 +206,7 @@ struct rl_ctl {
 
 /* Bumped whenever a pinned map's layout or meaning changes: a daemon refuses
  * to adopt pinned maps of another version instead of misreading them. */
-#define RL_ABI_VERSION 5
+#define RL_ABI_VERSION 6
 
 /* Bucket key: source masked to a prefix, plus the L4 rule.
  * The same map holds classification-cache entries (prefix = cache
@@ -267,13 +268,30 @@ struct rl_bucket_set {
 	struct rl_bucket buckets[RL_BUCKET_WAYS];
 };
 
-/* Set of a key given as its two little-endian words (bytes 0..7, 8..15). */
-static inline __u32 rl_bucket_set_of_words(__u64 lo, __u64 hi, __u64 seed, __u32 sets)
+/* Keyed hash of a bucket key given as its two little-endian words (bytes
+ * 0..7, 8..15); rl_bucket_set_of_hash and rl_seen_slot_of_hash pick from it. */
+static inline __u64 rl_bucket_hash(__u64 lo, __u64 hi, __u64 seed)
 {
 	__u64 h = (lo ^ seed) * 0x9e3779b97f4a7c15ULL;
 	h = (h ^ hi ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
-	h ^= h >> 32;
+	return h ^ (h >> 32);
+}
+
+static inline __u32 rl_bucket_set_of_hash(__u64 h, __u32 sets)
+{
 	return RL_U32(((h & 0xffffffffULL) * sets) >> 32); /* range reduction without a modulo */
+}
+
+/* A multiply carries differences only upwards: the hash's high half alone
+ * would not tell keys apart that differ in their last bytes (the rule). */
+static inline __u32 rl_seen_slot_of_hash(__u64 h, __u32 slots_mask)
+{
+	return RL_U32((h * 0xd6e8feb86659fd93ULL) >> 32) & slots_mask;
+}
+
+static inline __u32 rl_bucket_set_of_words(__u64 lo, __u64 hi, __u64 seed, __u32 sets)
+{
+	return rl_bucket_set_of_hash(rl_bucket_hash(lo, hi, seed), sets);
 }
 
 static inline __u32 rl_bucket_set_index(const struct rl_bucket_key *key, __u64 seed, __u32 sets)
@@ -305,6 +323,31 @@ static inline __u64 rl_bucket_way_score(int used, const struct rl_bucket *b)
 	__u64 until = rl_bucket_keep_until(b);
 	return until ? until : 1;
 }
+
+/* Sources seen once (rl_seen). A source gets an entry in rl_buckets on its
+ * second packet within a window, not its first: the first packet is judged
+ * as a fresh bucket would judge it (same verdict, charged when the entry is
+ * made) and leaves a one-byte tag in a slot picked by the key's hash. A spray
+ * of spoofed one-packet sources therefore walks no bucket set and evicts no
+ * entry. A tag holds the window it was written in: a window ends after
+ * 2^rl_seen_window_shift first packets (counted in rl_seen_clock), and a tag
+ * of the current or the previous window means "seen". */
+#define RL_SEEN_TAG_VALID 0x80
+#define RL_SEEN_TAG_WINDOW 0x7f
+#define RL_SEEN_LINE 64
+/* Slots per bucket entry, and windows per table: at most 2 windows' tags are
+ * live, so at most 1/8 of the slots; a new source finds a stale slot (and
+ * no bucket is made) at least 7 times in 8. */
+#define RL_SEEN_SLOTS_PER_ENTRY 8
+#define RL_SEEN_WINDOWS_PER_TABLE 16
+/* First packets a CPU counts before adding them to the shared clock. */
+#define RL_SEEN_CLOCK_BATCH 64
+struct rl_seen_line {
+	__u8 tag[RL_SEEN_LINE]; /* 0 = never; else RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW) */
+};
+struct rl_seen_clock {
+	__u64 first_packets; /* all CPUs, in steps of RL_SEEN_CLOCK_BATCH */
+};
 
 enum rl_event_type {
 	RL_EVENT_AUTOBAN = 1,
@@ -387,6 +430,8 @@ RL_ASSERT(RL_OFFSETOF(struct rl_bucket, passed) == 48, "rl_bucket.passed");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, window_drops) == 32, "rl_bucket.window_drops");
 RL_ASSERT(RL_OFFSETOF(struct rl_bucket, state) == 44, "rl_bucket.state");
 RL_ASSERT(sizeof(struct rl_event) == 48, "rl_event layout");
+RL_ASSERT(sizeof(struct rl_seen_line) == RL_SEEN_LINE, "rl_seen_line layout: one cache line");
+RL_ASSERT(sizeof(struct rl_seen_clock) == 8, "rl_seen_clock layout");
 RL_ASSERT(RL_OFFSETOF(struct rl_event, addr) == 28, "rl_event.addr");
 RL_ASSERT(sizeof(struct rl_global_bucket) == 24, "rl_global_bucket layout");
 RL_ASSERT(sizeof(struct rl_global_lease) == 16, "rl_global_lease layout");

@@ -58,9 +58,10 @@ protected:
 TEST_F(PinningTest, PinnedMapsDumpWithNamedFields) {
     apply(limited_policy(10, 5));
     dp_->add_ban(*Cidr::parse("203.0.113.0/24"), std::chrono::seconds(60));
-    ASSERT_EQ(run(udp_from("192.0.2.1")), XDP_PASS);
+    ASSERT_EQ(passes(udp_from("192.0.2.1"), 2), 2);  // the second packet makes the bucket
     dp_->pin_maps(dir_);
-    for (const char* name : {"rl_ctl", "rl_policy", "rl_class", "rl_bans", "rl_buckets", "rl_stats", "rl_events"})
+    for (const char* name : {"rl_ctl", "rl_policy", "rl_class", "rl_bans", "rl_buckets", "rl_seen", "rl_seen_clock",
+                             "rl_stats", "rl_events"})
         EXPECT_TRUE(std::filesystem::exists(dir_ + "/" + name)) << name;
 
     // rl_buckets is an array of sets: one entry per set, each with its keys and buckets by name.
@@ -78,7 +79,7 @@ TEST_F(PinningTest, PinnedMapsDumpWithNamedFields) {
     EXPECT_EQ(used[0].first["prefixlen"], 128);
     EXPECT_EQ(used[0].first["rule"], RL_BUCKET_KEY_V4);
     EXPECT_TRUE(used[0].second.contains("pkt_tat_q")) << used[0].second.dump();
-    EXPECT_EQ(used[0].second["passed"], 1);
+    EXPECT_EQ(used[0].second["passed"], 2);
     EXPECT_EQ(sets[dp_->buckets().set_of(bucket_key(*IpAddress::parse("192.0.2.1"), 128, 0))]["formatted"]["value"]
                    ["keys"][0]["prefixlen"],
               128)

@@ -2,6 +2,7 @@
 // Verdict order, buckets, tiers, rules, global limit, bans, auto-ban, dry-run
 // and policy swaps, through the real program with BPF_PROG_TEST_RUN.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cstring>
 #include <set>
@@ -389,12 +390,98 @@ TEST_F(XdpTest, PolicySwapKeepsBucketsAndTakesEffectAtOnce) {
     EXPECT_EQ(entries, 2U) << "one membership prefix per slot";
 }
 
-TEST_F(XdpTest, CountsBucketInserts) {
+TEST_F(XdpTest, CountsBucketInsertsOnEachSourcesSecondPacket) {
     apply(limited_policy(10, 5));
     for (int i = 1; i <= 50; ++i)
         run(udp_from(("192.0.2." + std::to_string(i)).c_str()));
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], 50U);
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_BUCKET_INSERTS], 0U) << "a first packet makes no bucket";
+    EXPECT_EQ(dp_->count_buckets(), 0U);
+    for (int i = 1; i <= 50; ++i)
+        run(udp_from(("192.0.2." + std::to_string(i)).c_str()));
     EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_BUCKET_INSERTS], 50U);
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], 50U);
     EXPECT_EQ(dp_->count_buckets(), 50U);
+}
+
+TEST_F(XdpTest, ASourcesBucketTakesOverItsFirstPacket) {
+    apply(limited_policy(10, 3));
+    const auto src = udp_from("192.0.2.7");
+    const auto key = bucket_key(src.src, 128, 0);
+    EXPECT_EQ(run(src), XDP_PASS);
+    EXPECT_FALSE(dp_->lookup_bucket(key)) << "judged as a fresh bucket would, no bucket made";
+    EXPECT_EQ(run(src), XDP_PASS);
+    ASSERT_TRUE(dp_->lookup_bucket(key));
+    EXPECT_EQ(dp_->lookup_bucket(key)->passed, 2U) << "the second packet's bucket counts the first";
+    EXPECT_EQ(run(src), XDP_PASS);
+    EXPECT_EQ(passes(src, 10), 0) << "burst 3 exactly: the first packet was charged";
+}
+
+TEST_F(XdpTest, AFirstPacketGetsItsClassesVerdict) {
+    auto p = limited_policy(10, 3);
+    p.allow.push_back(*Cidr::parse("198.51.100.0/24"));
+    p.deny.push_back(*Cidr::parse("192.0.2.0/24"));
+    apply(p);
+    dp_->add_ban(*Cidr::parse("203.0.113.0/24"), std::chrono::seconds(60));
+    EXPECT_EQ(run(udp_from("198.51.100.1")), XDP_PASS);
+    EXPECT_EQ(run(udp_from("192.0.2.1")), XDP_DROP);
+    EXPECT_EQ(run(udp_from("203.0.113.1")), XDP_DROP);
+    EXPECT_EQ(run(udp_from("100.64.0.1")), XDP_PASS);  // a policy's bursts hold at least one full frame
+    const auto c = dp_->read_counters();
+    EXPECT_EQ(c.packets(RL_REASON_ALLOW, RL_VERDICT_PASS), 1U);
+    EXPECT_EQ(c.packets(RL_REASON_DENY, RL_VERDICT_DROP), 1U);
+    EXPECT_EQ(c.packets(RL_REASON_BAN, RL_VERDICT_DROP), 1U);
+    EXPECT_EQ(c.packets(RL_REASON_WITHIN_LIMIT, RL_VERDICT_PASS), 1U);
+    EXPECT_EQ(c.health[RL_HEALTH_FIRST_PACKETS], 4U);
+    EXPECT_EQ(dp_->count_buckets(), 0U);
+}
+
+TEST_F(XdpTest, FirstPacketsOfAnAggregatedTierAreChargedToTheSharedBucket) {
+    // One packet from each of 20 addresses of one /24: without its shared
+    // bucket, a spray inside the prefix would pass one packet per address.
+    auto p = limited_policy(1000, 1000);
+    p.tiers.push_back({.name = "carrier", .limit = {.packets_per_sec = 1, .burst_packets = 5}, .prefix_v4 = 24});
+    p.members.push_back({*Cidr::parse("100.64.0.0/10"), "carrier"});
+    apply(p);
+    int passed = 0;
+    for (int i = 1; i <= 20; ++i)
+        passed += run(udp_from(("100.64.1." + std::to_string(i)).c_str())) == XDP_PASS;
+    EXPECT_EQ(passed, 5);
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], 20U);
+}
+
+TEST_F(XdpTest, ASourceUnseenForTwoWindowsIsNewAgain) {
+    // 8,192 entries: 65,536 seen slots, a window of 4,096 first packets.
+    apply(limited_policy(1000, 1000));
+    const auto src = udp_from("192.0.2.7");
+    const auto key = bucket_key(src.src, 128, 0);
+    run(src);
+    run(src);
+    ASSERT_TRUE(dp_->lookup_bucket(key));
+    // Other sources' first packets, none in the source's slot, until the
+    // clock has surely moved two windows on (each CPU adds its first packets
+    // in batches, so up to a batch per CPU may not have reached it yet).
+    const std::uint64_t target = 1 + 2 * 4096 + std::uint64_t{RL_SEEN_CLOCK_BATCH} * libbpf_num_possible_cpus();
+    std::uint64_t first = 0;
+    for (std::uint32_t i = 1; i < (1U << 20) && first < target; ++i) {
+        FrameSpec other = udp_from("10.0.0.0");
+        other.src = IpAddress::from_v4_bytes({10, static_cast<std::uint8_t>(i >> 16), static_cast<std::uint8_t>(i >> 8),
+                                              static_cast<std::uint8_t>(i)});
+        if (dp_->seen_slot(bucket_key(other.src, 128, 0)) == dp_->seen_slot(key))
+            continue;
+        run(other);
+        if (i % 256 == 0)
+            first = dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS];
+    }
+    ASSERT_GE(first, target);
+    const auto before = dp_->read_counters().health;
+    run(src);
+    const auto after = dp_->read_counters().health;
+    EXPECT_EQ(after[RL_HEALTH_FIRST_PACKETS] - before[RL_HEALTH_FIRST_PACKETS], 1U)
+        << "two windows of other first packets later, the source is judged as new";
+    run(src);
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], after[RL_HEALTH_FIRST_PACKETS])
+        << "and seen again at its next packet";
 }
 
 TEST_F(XdpTest, ClockProbeMatchesMonotonicTime) {

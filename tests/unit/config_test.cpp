@@ -56,6 +56,8 @@ TEST(ConfigExamples, FullExampleParsesIntoTheModel) {
     EXPECT_EQ(cfg.maps.buckets, 1048576U);
     EXPECT_EQ(cfg.maps.classes, 65536U);
     EXPECT_EQ(cfg.maps.bans, 65536U);
+    EXPECT_TRUE(cfg.maps.seen_filter);
+    EXPECT_FALSE(parse_config(R"({"tiers": {"only": {}}, "maps": {"seen_filter": false}})", "t.json").maps.seen_filter);
     EXPECT_EQ(cfg.events.per_sec, 100U);
     EXPECT_EQ(cfg.events.burst, 100U);
 
@@ -284,6 +286,7 @@ TEST(ConfigErrors, WrongTypesAndNumbers) {
     EXPECT_EQ(e.reason(), "must be 1..112");
     EXPECT_EQ(error_of(with_tier(R"("maps": {"buckets": 1023})")).field(), "maps.buckets");
     EXPECT_EQ(error_of(with_tier(R"("maps": {"bans": 16777217})")).field(), "maps.bans");
+    EXPECT_EQ(error_of(with_tier(R"("maps": {"seen_filter": "yes"})")).field(), "maps.seen_filter");
     EXPECT_EQ(error_of(with_tier(R"("events": {"per_sec": 0})")).field(), "events.per_sec");
     EXPECT_EQ(error_of(with_tier(R"("events": {"burst": 1000001})")).field(), "events.burst");
 }

@@ -95,6 +95,7 @@ Daemon::Daemon(asio::io_context& io, DaemonOptions options, config::Config cfg)
     dopts.bucket_entries = config_.maps.buckets;
     dopts.class_entries = config_.maps.classes;
     dopts.ban_entries = config_.maps.bans;
+    dopts.seen_filter = config_.maps.seen_filter;
     dopts.events_per_sec = config_.events.per_sec;
     dopts.events_burst = config_.events.burst;
     dopts.pin_dir = config_.daemon.pin_dir;
@@ -209,6 +210,7 @@ Daemon::ReloadOutcome Daemon::apply_config(config::Config next, const std::strin
     keep(next.maps.buckets != config_.maps.buckets || next.maps.classes != config_.maps.classes ||
              next.maps.bans != config_.maps.bans,
          "maps (sizes need `rlgated --cleanup`, which drops buckets and bans, and a restart)");
+    keep(next.maps.seen_filter != config_.maps.seen_filter, "maps.seen_filter");
     keep(next.events.per_sec != config_.events.per_sec || next.events.burst != config_.events.burst, "events");
     keep(next.daemon.escalation_socket != config_.daemon.escalation_socket ||
              next.daemon.escalation_group != config_.daemon.escalation_group,

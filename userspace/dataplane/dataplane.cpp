@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
@@ -164,6 +165,15 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
     const std::uint32_t bucket_sets = std::max<std::uint32_t>(1, (options_.bucket_entries + RL_BUCKET_WAYS - 1) / RL_BUCKET_WAYS);
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_buckets, bucket_sets), "size rl_buckets");
     skel_->rodata->rl_bucket_sets = bucket_sets;
+    // rl_seen: a power of two of one-byte slots, RL_SEEN_SLOTS_PER_ENTRY per
+    // bucket entry; a window is RL_SEEN_WINDOWS_PER_TABLE-th of the slots.
+    const std::uint64_t seen_slots = std::max<std::uint64_t>(
+        std::bit_ceil(std::uint64_t{bucket_sets} * RL_BUCKET_WAYS * RL_SEEN_SLOTS_PER_ENTRY), RL_SEEN_LINE * 16ULL);
+    check_bpf(bpf_map__set_max_entries(skel_->maps.rl_seen, static_cast<std::uint32_t>(seen_slots / RL_SEEN_LINE)),
+              "size rl_seen");
+    skel_->rodata->rl_seen_slots_mask = options_.seen_filter ? static_cast<std::uint32_t>(seen_slots - 1) : 0;
+    skel_->rodata->rl_seen_window_shift =
+        static_cast<std::uint32_t>(std::countr_zero(seen_slots / RL_SEEN_WINDOWS_PER_TABLE));
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_class, options_.class_entries), "size rl_class");
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_bans, options_.ban_entries), "size rl_bans");
     adopt_pinned_maps();
@@ -690,9 +700,46 @@ TestRunResult Dataplane::test_run(std::span<const std::uint8_t> frame, std::uint
 
 std::optional<rl_bucket> Dataplane::lookup_bucket(const rl_bucket_key& key) const { return buckets_->find(key); }
 
-void Dataplane::update_bucket(const rl_bucket_key& key, const rl_bucket& value) { buckets_->put(key, value); }
+void Dataplane::update_bucket(const rl_bucket_key& key, const rl_bucket& value) {
+    buckets_->put(key, value);
+    mark_seen(key);  // the source's next packet finds this entry, as it would one the program made
+}
 
-void Dataplane::clear_buckets() { buckets_->clear(); }
+void Dataplane::clear_buckets() {
+    buckets_->clear();
+    // ... and forget which sources were seen, or their next packets would be
+    // charged for a first packet that the cleared buckets already forgot.
+    const int fd = bpf_map__fd(skel_->maps.rl_seen);
+    const std::uint32_t lines = bpf_map__max_entries(skel_->maps.rl_seen);
+    std::vector<std::uint32_t> indices(lines);
+    for (std::uint32_t i = 0; i < lines; ++i)
+        indices[i] = i;
+    const std::vector<rl_seen_line> empty(lines);
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    std::uint32_t count = lines;
+    check_bpf(bpf_map_update_batch(fd, indices.data(), empty.data(), &count, &opts), "clear rl_seen");
+}
+
+std::uint32_t Dataplane::seen_slot(const rl_bucket_key& key) const {
+    std::uint64_t words[2];
+    std::memcpy(words, &key, sizeof words);
+    return rl_seen_slot_of_hash(rl_bucket_hash(words[0], words[1], ctl()->bucket_seed),
+                                skel_->rodata->rl_seen_slots_mask);
+}
+
+void Dataplane::mark_seen(const rl_bucket_key& key) {
+    if (skel_->rodata->rl_seen_slots_mask == 0)
+        return;
+    const std::uint32_t slot = seen_slot(key);
+    const std::uint32_t zero = 0, line_idx = slot / RL_SEEN_LINE;
+    rl_seen_clock clock{};
+    rl_seen_line line{};
+    check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_seen_clock), &zero, &clock), "read rl_seen_clock");
+    check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line), "read rl_seen");
+    const std::uint64_t window = clock.first_packets >> skel_->rodata->rl_seen_window_shift;
+    line.tag[slot % RL_SEEN_LINE] = static_cast<std::uint8_t>(RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW));
+    check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line, BPF_ANY), "write rl_seen");
+}
 
 void Dataplane::for_each_bucket_chunk(const char* what,
                                       const std::function<void(std::span<const rl_bucket_key>, std::span<const rl_bucket>)>& fn) const {

@@ -31,6 +31,10 @@ namespace rlgate {
 
 struct DataplaneOptions {
     std::uint32_t bucket_entries = 1U << 20;  // sources tracked at once (rounded up to whole sets of 4)
+    // A source gets its bucket on its second packet within a window, so a spray
+    // of spoofed one-packet sources evicts no bucket (rl_seen, abi.h). Costs
+    // RL_SEEN_SLOTS_PER_ENTRY bytes per bucket entry.
+    bool seen_filter = true;
     std::uint32_t class_entries = 65536;      // allow + deny + tier prefixes, both slots
     std::uint32_t ban_entries = 65536;
     std::uint32_t events_per_sec = 100;       // ring-buffer event budget
@@ -149,7 +153,12 @@ public:
     // Direct bucket access for tests and diagnostics.
     [[nodiscard]] std::optional<rl_bucket> lookup_bucket(const rl_bucket_key& key) const;
     void update_bucket(const rl_bucket_key& key, const rl_bucket& value);
-    void clear_buckets();
+    void clear_buckets();  // every bucket, and which sources were seen
+    // Marks the source of `key` as seen (rl_seen): its next packet uses its
+    // bucket instead of being judged as a first packet.
+    void mark_seen(const rl_bucket_key& key);
+    // The rl_seen slot of `key` (0 when the filter is off).
+    [[nodiscard]] std::uint32_t seen_slot(const rl_bucket_key& key) const;
     [[nodiscard]] std::size_t count_buckets() const;
     [[nodiscard]] std::vector<BucketEntry> snapshot_buckets() const;  // batch read of the whole map
     [[nodiscard]] const BucketSets& buckets() const { return *buckets_; }

@@ -139,13 +139,15 @@ void Parser::parse_daemon(const Json& v, DaemonSettings& out) const {
 }
 
 void Parser::parse_maps(const Json& v, MapSizes& out) const {
-    expect_object(v, "maps", {"buckets", "classes", "bans"});
+    expect_object(v, "maps", {"buckets", "classes", "bans", "seen_filter"});
     if (v.contains("buckets"))
         out.buckets = static_cast<std::uint32_t>(get_uint_in(v["buckets"], "maps.buckets", 1024, 1U << 26));
     if (v.contains("classes"))
         out.classes = static_cast<std::uint32_t>(get_uint_in(v["classes"], "maps.classes", 16, 1U << 24));
     if (v.contains("bans"))
         out.bans = static_cast<std::uint32_t>(get_uint_in(v["bans"], "maps.bans", 16, 1U << 24));
+    if (v.contains("seen_filter"))
+        out.seen_filter = get_bool(v["seen_filter"], "maps.seen_filter");
 }
 
 void Parser::parse_events(const Json& v, EventBudget& out) const {

@@ -81,6 +81,9 @@ struct MapSizes {
     std::uint32_t buckets = 1U << 20;
     std::uint32_t classes = 65536;
     std::uint32_t bans = 65536;
+    // A source gets its bucket at its second packet (rl_seen): spoofed
+    // one-packet sources evict nothing. Not a size: a restart applies it.
+    bool seen_filter = true;
 };
 
 struct EventBudget {

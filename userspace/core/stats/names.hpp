@@ -39,6 +39,7 @@ constexpr std::string_view health_name(std::uint32_t h) {
     case RL_HEALTH_EVENTS_SENT: return "events_sent";
     case RL_HEALTH_EVENTS_SUPPRESSED: return "events_suppressed";
     case RL_HEALTH_BUCKET_EVICTIONS_OWING: return "bucket_evictions_owing";
+    case RL_HEALTH_FIRST_PACKETS: return "first_packets";
     default: return "unknown";
     }
 }
