@@ -142,7 +142,7 @@ void render_source(const json& r, std::ostream& out) {
                human_count(num(e, "passed")), human_count(num(e, "dropped")), ago("last_seen_s"), ago("full_in_s")});
     }
     if (t.empty())
-        out << str(r, "address") << " is not tracked (no packet seen, or its entry was evicted)\n";
+        out << str(r, "address") << " is not tracked: no packet seen, only its first (entries are made at the second), or its entry was evicted\n";
     else
         t.print(out);
 }
