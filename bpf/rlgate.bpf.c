@@ -324,19 +324,19 @@ out:
 /* Whether the source whose key hashes to `h` was seen in this window or the
  * last (abi.h, rl_seen_line); marks it seen in this one. A first packet is
  * counted, and every RL_SEEN_CLOCK_BATCH of them per CPU move the shared
- * window clock on. The tag is written only when its window changes, so a
- * steady source costs a load, not a store. */
-static __always_inline bool rl_seen_before(__u64 h)
+ * clock on, which moves rl_ctl.seen_window when a window ends. The tag is
+ * written only when its window changes, so a steady source costs a load,
+ * not a store. */
+static __always_inline bool rl_seen_before(struct rl_ctl *ctl, __u64 h)
 {
 	if (!rl_seen_slots_mask)
 		return true;
 	__u32 slot = rl_seen_slot_of_hash(h, rl_seen_slots_mask);
-	__u32 line_idx = slot / RL_SEEN_LINE, zero = 0;
+	__u32 line_idx = slot / RL_SEEN_LINE;
 	struct rl_seen_line *line = bpf_map_lookup_elem(&rl_seen, &line_idx);
-	struct rl_seen_clock *clock = bpf_map_lookup_elem(&rl_seen_clock, &zero);
-	if (!line || !clock)
+	if (!line)
 		return true;
-	__u64 window = *(volatile __u64 *)&clock->first_packets >> rl_seen_window_shift;
+	__u32 window = *(volatile __u32 *)&ctl->seen_window;
 	__u8 current = RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW);
 	__u8 previous = RL_SEEN_TAG_VALID | ((window - 1) & RL_SEEN_TAG_WINDOW);
 	__u8 *tag = &line->tag[slot % RL_SEEN_LINE];
@@ -346,10 +346,17 @@ static __always_inline bool rl_seen_before(__u64 h)
 	*tag = current;
 	if (old == previous)
 		return true;
-	__u32 which = RL_HEALTH_FIRST_PACKETS;
+	__u32 which = RL_HEALTH_FIRST_PACKETS, zero = 0;
 	__u64 *count = bpf_map_lookup_elem(&rl_health, &which);
-	if (count && ++*count % RL_SEEN_CLOCK_BATCH == 0)
-		__sync_fetch_and_add(&clock->first_packets, RL_SEEN_CLOCK_BATCH);
+	if (!count || ++*count % RL_SEEN_CLOCK_BATCH)
+		return false;
+	struct rl_seen_clock *clock = bpf_map_lookup_elem(&rl_seen_clock, &zero);
+	if (!clock)
+		return false;
+	__u64 total = __sync_fetch_and_add(&clock->first_packets, RL_SEEN_CLOCK_BATCH) + RL_SEEN_CLOCK_BATCH;
+	__u32 now_window = (__u32)(total >> rl_seen_window_shift);
+	if (now_window > *(volatile __u32 *)&ctl->seen_window) /* rare: once per window */
+		*(volatile __u32 *)&ctl->seen_window = now_window;
 	return false;
 }
 
@@ -597,7 +604,7 @@ int rl_xdp(struct xdp_md *ctx)
 	__u32 ban_gen = *(volatile __u32 *)&ctl->ban_gen;
 	struct rl_bucket fresh;
 	struct rl_bucket *entry = &fresh;
-	bool seen = rl_seen_before(hash);
+	bool seen = rl_seen_before(ctl, hash);
 	if (seen) {
 		struct rl_way way;
 		if (!rl_lookup_or_create(hash, &key, now, 0, 0, &way)) /* lost two creation races */

@@ -197,7 +197,8 @@ struct rl_ctl {
 	__u64 event_interval_q;
 	__u64 event_tolerance_q;
 	__u32 abi_version; /* RL_ABI_VERSION of the loader that created the pinned maps */
-	__u32 pad;
+	__u32 seen_window; /* current window of rl_seen: rl_seen_clock.first_packets >> rl_seen_window_shift,
+			    * copied here when it changes so a packet reads it from a line it reads anyway */
 	__u64 sample_tat_q; /* budget of drop samples (RL_EVENT_DROP), separate so */
 	__u64 sample_interval_q; /* samples never crowd out auto-ban events */
 	__u64 sample_tolerance_q;
@@ -346,7 +347,7 @@ struct rl_seen_line {
 	__u8 tag[RL_SEEN_LINE]; /* 0 = never; else RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW) */
 };
 struct rl_seen_clock {
-	__u64 first_packets; /* all CPUs, in steps of RL_SEEN_CLOCK_BATCH */
+	__u64 first_packets; /* all CPUs, in steps of RL_SEEN_CLOCK_BATCH; the window is in rl_ctl */
 };
 
 enum rl_event_type {

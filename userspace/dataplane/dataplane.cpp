@@ -731,12 +731,10 @@ void Dataplane::mark_seen(const rl_bucket_key& key) {
     if (skel_->rodata->rl_seen_slots_mask == 0)
         return;
     const std::uint32_t slot = seen_slot(key);
-    const std::uint32_t zero = 0, line_idx = slot / RL_SEEN_LINE;
-    rl_seen_clock clock{};
+    const std::uint32_t line_idx = slot / RL_SEEN_LINE;
     rl_seen_line line{};
-    check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_seen_clock), &zero, &clock), "read rl_seen_clock");
     check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line), "read rl_seen");
-    const std::uint64_t window = clock.first_packets >> skel_->rodata->rl_seen_window_shift;
+    const std::uint32_t window = std::atomic_ref<std::uint32_t>(ctl()->seen_window).load(std::memory_order_relaxed);
     line.tag[slot % RL_SEEN_LINE] = static_cast<std::uint8_t>(RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW));
     check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line, BPF_ANY), "write rl_seen");
 }
