@@ -341,6 +341,10 @@ static inline __u64 rl_bucket_way_score(int used, const struct rl_bucket *b)
  * no bucket is made) at least 7 times in 8. */
 #define RL_SEEN_SLOTS_PER_ENTRY 8
 #define RL_SEEN_WINDOWS_PER_TABLE 16
+/* ... but no more slots than this: every packet reads a tag, and with many
+ * active sources a table of more pages than the TLB holds costs a page walk
+ * per packet on top of the bucket's (docs/PERFORMANCE.md). */
+#define RL_SEEN_MAX_SLOTS (1U << 21)
 /* First packets a CPU counts before adding them to the shared clock. */
 #define RL_SEEN_CLOCK_BATCH 64
 struct rl_seen_line {

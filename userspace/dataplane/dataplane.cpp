@@ -10,6 +10,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstdarg>
@@ -167,8 +168,9 @@ Dataplane::Dataplane(const DataplaneOptions& options) : options_(options) {
     skel_->rodata->rl_bucket_sets = bucket_sets;
     // rl_seen: a power of two of one-byte slots, RL_SEEN_SLOTS_PER_ENTRY per
     // bucket entry; a window is RL_SEEN_WINDOWS_PER_TABLE-th of the slots.
-    const std::uint64_t seen_slots = std::max<std::uint64_t>(
-        std::bit_ceil(std::uint64_t{bucket_sets} * RL_BUCKET_WAYS * RL_SEEN_SLOTS_PER_ENTRY), RL_SEEN_LINE * 16ULL);
+    const std::uint64_t seen_slots = std::clamp<std::uint64_t>(
+        std::bit_ceil(std::uint64_t{bucket_sets} * RL_BUCKET_WAYS * RL_SEEN_SLOTS_PER_ENTRY), RL_SEEN_LINE * 16ULL,
+        RL_SEEN_MAX_SLOTS);
     check_bpf(bpf_map__set_max_entries(skel_->maps.rl_seen, static_cast<std::uint32_t>(seen_slots / RL_SEEN_LINE)),
               "size rl_seen");
     skel_->rodata->rl_seen_slots_mask = options_.seen_filter ? static_cast<std::uint32_t>(seen_slots - 1) : 0;
