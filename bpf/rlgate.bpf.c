@@ -337,8 +337,8 @@ static __always_inline bool rl_seen_before(struct rl_ctl *ctl, __u64 h)
 	if (!line)
 		return true;
 	__u32 window = *(volatile __u32 *)&ctl->seen_window;
-	__u8 current = RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW);
-	__u8 previous = RL_SEEN_TAG_VALID | ((window - 1) & RL_SEEN_TAG_WINDOW);
+	__u8 current = rl_seen_tag(window, h);
+	__u8 previous = rl_seen_tag(window - 1, h);
 	__u8 *tag = &line->tag[slot % RL_SEEN_LINE];
 	__u8 old = *tag;
 	if (old == current)
@@ -355,8 +355,11 @@ static __always_inline bool rl_seen_before(struct rl_ctl *ctl, __u64 h)
 		return false;
 	__u64 total = __sync_fetch_and_add(&clock->first_packets, RL_SEEN_CLOCK_BATCH) + RL_SEEN_CLOCK_BATCH;
 	__u32 now_window = (__u32)(total >> rl_seen_window_shift);
-	if (now_window > *(volatile __u32 *)&ctl->seen_window) /* rare: once per window */
-		*(volatile __u32 *)&ctl->seen_window = now_window;
+	__u32 known = *(volatile __u32 *)&ctl->seen_window;
+	/* Rare (once per window); only ever raised, so a CPU late with an older
+	 * window cannot move it back. */
+	if (now_window > known)
+		__sync_val_compare_and_swap(&ctl->seen_window, known, now_window);
 	return false;
 }
 
@@ -532,7 +535,9 @@ static __always_inline bool rl_global_take(const struct rl_limit *glim, __u32 if
 /* A new entry takes over the source's first packet, judged without a bucket
  * (rl_seen_before): charged now (at this packet's size, which is all we know)
  * and counted, so bursts and per-source counts stay exact. An aggregated
- * source's first packet was charged to its shared bucket already. */
+ * source's first packet was charged to its shared bucket already. The tag
+ * that sent the source here carries 4 bits of its hash, so it is another
+ * source's only about 1 time in 8 of a slot collision (docs/architecture.md). */
 static __always_inline void rl_account_first_packet(struct rl_bucket *entry, const struct rl_policy *pol,
 						    __u32 rule, __u64 now, __u32 bytes)
 {

@@ -20,8 +20,10 @@
 
 #ifdef __cplusplus
 #define RL_U32(x) static_cast<__u32>(x)
+#define RL_U8(x) static_cast<__u8>(x)
 #else
 #define RL_U32(x) ((__u32)(x))
+#define RL_U8(x) ((__u8)(x))
 #endif
 
 #define RL_MAX_TIERS 16   /* tier ids 0..15; 0 is the default tier */
@@ -334,7 +336,6 @@ static inline __u64 rl_bucket_way_score(int used, const struct rl_bucket *b)
  * 2^rl_seen_window_shift first packets (counted in rl_seen_clock), and a tag
  * of the current or the previous window means "seen". */
 #define RL_SEEN_TAG_VALID 0x80
-#define RL_SEEN_TAG_WINDOW 0x7f
 #define RL_SEEN_LINE 64
 /* Slots per bucket entry, and windows per table: at most 2 windows' tags are
  * live, so at most 1/8 of the slots; a new source finds a stale slot (and
@@ -348,11 +349,20 @@ static inline __u64 rl_bucket_way_score(int used, const struct rl_bucket *b)
 /* First packets a CPU counts before adding them to the shared clock. */
 #define RL_SEEN_CLOCK_BATCH 64
 struct rl_seen_line {
-	__u8 tag[RL_SEEN_LINE]; /* 0 = never; else RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW) */
+	__u8 tag[RL_SEEN_LINE]; /* 0 = never; else rl_seen_tag() */
 };
 struct rl_seen_clock {
 	__u64 first_packets; /* all CPUs, in steps of RL_SEEN_CLOCK_BATCH; the window is in rl_ctl */
 };
+
+/* A tag: valid bit, the window's low 4 bits (a tag 16 windows old looks
+ * current again; by then the source is long forgotten, and the worst it gets
+ * is a bucket at once) and 3 bits of the key's hash not used for the slot, so
+ * a source takes another source's tag in its slot for its own 1 time in 8. */
+static inline __u8 rl_seen_tag(__u32 window, __u64 h)
+{
+	return RL_U8(RL_SEEN_TAG_VALID | (window & 15) << 3 | RL_U32(h >> 61));
+}
 
 enum rl_event_type {
 	RL_EVENT_AUTOBAN = 1,

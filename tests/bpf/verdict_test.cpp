@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 
 #include <cstring>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -390,15 +391,30 @@ TEST_F(XdpTest, PolicySwapKeepsBucketsAndTakesEffectAtOnce) {
     EXPECT_EQ(entries, 2U) << "one membership prefix per slot";
 }
 
+// `n` sources `prefix`.1, .2, ... whose rl_seen slots differ: another
+// source's tag in its slot would make a source "seen" at its first packet.
+std::vector<FrameSpec> sources_in_own_slots(const Dataplane& dp, const std::string& prefix, int n) {
+    std::vector<FrameSpec> out;
+    std::set<std::uint32_t> slots;
+    for (int i = 1; i < 255 && std::ssize(out) < n; ++i) {
+        auto s = udp_from((prefix + std::to_string(i)).c_str());
+        if (slots.insert(dp.seen_slot(bucket_key(s.src, 128, 0))).second)
+            out.push_back(s);
+    }
+    return out;
+}
+
 TEST_F(XdpTest, CountsBucketInsertsOnEachSourcesSecondPacket) {
     apply(limited_policy(10, 5));
-    for (int i = 1; i <= 50; ++i)
-        run(udp_from(("192.0.2." + std::to_string(i)).c_str()));
+    const auto sources = sources_in_own_slots(*dp_, "192.0.2.", 50);
+    ASSERT_EQ(sources.size(), 50U);
+    for (const auto& s : sources)
+        run(s);
     EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], 50U);
     EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_BUCKET_INSERTS], 0U) << "a first packet makes no bucket";
     EXPECT_EQ(dp_->count_buckets(), 0U);
-    for (int i = 1; i <= 50; ++i)
-        run(udp_from(("192.0.2." + std::to_string(i)).c_str()));
+    for (const auto& s : sources)
+        run(s);
     EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_BUCKET_INSERTS], 50U);
     EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], 50U);
     EXPECT_EQ(dp_->count_buckets(), 50U);
@@ -415,6 +431,32 @@ TEST_F(XdpTest, ASourcesBucketTakesOverItsFirstPacket) {
     EXPECT_EQ(dp_->lookup_bucket(key)->passed, 2U) << "the second packet's bucket counts the first";
     EXPECT_EQ(run(src), XDP_PASS);
     EXPECT_EQ(passes(src, 10), 0) << "burst 3 exactly: the first packet was charged";
+}
+
+TEST_F(XdpTest, AnotherSourcesTagInTheSameSlotIsNotTakenForASourcesOwn) {
+    // Tags carry 3 bits of the key's hash besides the slot, so a source whose
+    // slot another tagged is still judged as new (and charged for no first
+    // packet it never sent) unless those bits match too: 1 time in 8.
+    apply(limited_policy(1, 1));
+    const auto victim = udp_from("192.0.2.7");
+    const auto victim_key = bucket_key(victim.src, 128, 0);
+    std::optional<FrameSpec> other;
+    for (std::uint32_t i = 0; i < (1U << 22) && !other; ++i) {
+        FrameSpec s = udp_from("10.0.0.0");
+        s.src = IpAddress::from_v4_bytes({10, static_cast<std::uint8_t>(i >> 16), static_cast<std::uint8_t>(i >> 8),
+                                          static_cast<std::uint8_t>(i)});
+        const auto key = bucket_key(s.src, 128, 0);
+        if (dp_->seen_slot(key) == dp_->seen_slot(victim_key) && dp_->seen_tag(key, 0) != dp_->seen_tag(victim_key, 0))
+            other = s;
+    }
+    ASSERT_TRUE(other) << "no source shares the slot";
+    EXPECT_EQ(run(*other), XDP_PASS);
+    const auto first = dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS];
+    EXPECT_EQ(run(victim), XDP_PASS);
+    EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], first + 1) << "judged as new";
+    EXPECT_FALSE(dp_->lookup_bucket(victim_key));
+    EXPECT_EQ(run(victim), XDP_DROP) << "burst 1: its bucket took the first packet over";
+    EXPECT_TRUE(dp_->lookup_bucket(victim_key));
 }
 
 TEST_F(XdpTest, AFirstPacketGetsItsClassesVerdict) {
@@ -443,9 +485,11 @@ TEST_F(XdpTest, FirstPacketsOfAnAggregatedTierAreChargedToTheSharedBucket) {
     p.tiers.push_back({.name = "carrier", .limit = {.packets_per_sec = 1, .burst_packets = 5}, .prefix_v4 = 24});
     p.members.push_back({*Cidr::parse("100.64.0.0/10"), "carrier"});
     apply(p);
+    const auto sources = sources_in_own_slots(*dp_, "100.64.1.", 20);
+    ASSERT_EQ(sources.size(), 20U);
     int passed = 0;
-    for (int i = 1; i <= 20; ++i)
-        passed += run(udp_from(("100.64.1." + std::to_string(i)).c_str())) == XDP_PASS;
+    for (const auto& s : sources)
+        passed += run(s) == XDP_PASS;
     EXPECT_EQ(passed, 5);
     EXPECT_EQ(dp_->read_counters().health[RL_HEALTH_FIRST_PACKETS], 20U);
 }

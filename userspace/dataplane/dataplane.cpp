@@ -729,15 +729,24 @@ std::uint32_t Dataplane::seen_slot(const rl_bucket_key& key) const {
                                 skel_->rodata->rl_seen_slots_mask);
 }
 
+std::uint8_t Dataplane::seen_tag(const rl_bucket_key& key, std::uint32_t window) const {
+    std::uint64_t words[2];
+    std::memcpy(words, &key, sizeof words);
+    return rl_seen_tag(window, rl_bucket_hash(words[0], words[1], ctl()->bucket_seed));
+}
+
 void Dataplane::mark_seen(const rl_bucket_key& key) {
     if (skel_->rodata->rl_seen_slots_mask == 0)
         return;
-    const std::uint32_t slot = seen_slot(key);
+    std::uint64_t words[2];
+    std::memcpy(words, &key, sizeof words);
+    const std::uint64_t hash = rl_bucket_hash(words[0], words[1], ctl()->bucket_seed);
+    const std::uint32_t slot = rl_seen_slot_of_hash(hash, skel_->rodata->rl_seen_slots_mask);
     const std::uint32_t line_idx = slot / RL_SEEN_LINE;
     rl_seen_line line{};
     check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line), "read rl_seen");
     const std::uint32_t window = std::atomic_ref<std::uint32_t>(ctl()->seen_window).load(std::memory_order_relaxed);
-    line.tag[slot % RL_SEEN_LINE] = static_cast<std::uint8_t>(RL_SEEN_TAG_VALID | (window & RL_SEEN_TAG_WINDOW));
+    line.tag[slot % RL_SEEN_LINE] = rl_seen_tag(window, hash);
     check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line, BPF_ANY), "write rl_seen");
 }
 

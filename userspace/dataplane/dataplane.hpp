@@ -159,6 +159,8 @@ public:
     void mark_seen(const rl_bucket_key& key);
     // The rl_seen slot of `key` (0 when the filter is off).
     [[nodiscard]] std::uint32_t seen_slot(const rl_bucket_key& key) const;
+    // The tag the program writes in that slot for `key` in `window`.
+    [[nodiscard]] std::uint8_t seen_tag(const rl_bucket_key& key, std::uint32_t window) const;
     [[nodiscard]] std::size_t count_buckets() const;
     [[nodiscard]] std::vector<BucketEntry> snapshot_buckets() const;  // batch read of the whole map
     [[nodiscard]] const BucketSets& buckets() const { return *buckets_; }
