@@ -70,7 +70,7 @@ struct {
 } rl_seen SEC(".maps");
 
 /* The window clock of rl_seen, apart from rl_ctl: it is written every
- * RL_SEEN_CLOCK_BATCH first packets per CPU, rl_ctl's line on no packet. */
+ * RL_SEEN_CLOCK_BATCH first packets per CPU, rl_ctl's line once per window. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

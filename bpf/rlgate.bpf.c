@@ -536,8 +536,9 @@ static __always_inline bool rl_global_take(const struct rl_limit *glim, __u32 if
  * (rl_seen_before): charged now (at this packet's size, which is all we know)
  * and counted, so bursts and per-source counts stay exact. An aggregated
  * source's first packet was charged to its shared bucket already. The tag
- * that sent the source here carries 4 bits of its hash, so it is another
- * source's only about 1 time in 8 of a slot collision (docs/architecture.md). */
+ * that sent the source here carries 3 bits of its hash, so it is another
+ * source's (and the charge one too many) only 1 time in 8 of slot
+ * collisions (docs/architecture.md). */
 static __always_inline void rl_account_first_packet(struct rl_bucket *entry, const struct rl_policy *pol,
 						    __u32 rule, __u64 now, __u32 bytes)
 {

@@ -338,8 +338,8 @@ static inline __u64 rl_bucket_way_score(int used, const struct rl_bucket *b)
 #define RL_SEEN_TAG_VALID 0x80
 #define RL_SEEN_LINE 64
 /* Slots per bucket entry, and windows per table: at most 2 windows' tags are
- * live, so at most 1/8 of the slots; a new source finds a stale slot (and
- * no bucket is made) at least 7 times in 8. */
+ * live, so at most 1/8 of the slots, and a tag matches another source's 1
+ * time in 8 of those: a new source is taken for seen at most 1 time in 64. */
 #define RL_SEEN_SLOTS_PER_ENTRY 8
 #define RL_SEEN_WINDOWS_PER_TABLE 16
 /* ... but no more slots than this: every packet reads a tag, and with many

@@ -722,31 +722,31 @@ void Dataplane::clear_buckets() {
     check_bpf(bpf_map_update_batch(fd, indices.data(), empty.data(), &count, &opts), "clear rl_seen");
 }
 
-std::uint32_t Dataplane::seen_slot(const rl_bucket_key& key) const {
+std::uint64_t Dataplane::bucket_hash(const rl_bucket_key& key) const {
     std::uint64_t words[2];
     std::memcpy(words, &key, sizeof words);
-    return rl_seen_slot_of_hash(rl_bucket_hash(words[0], words[1], ctl()->bucket_seed),
-                                skel_->rodata->rl_seen_slots_mask);
+    return rl_bucket_hash(words[0], words[1], ctl()->bucket_seed);
+}
+
+std::uint32_t Dataplane::seen_slot(const rl_bucket_key& key) const {
+    return rl_seen_slot_of_hash(bucket_hash(key), skel_->rodata->rl_seen_slots_mask);
 }
 
 std::uint8_t Dataplane::seen_tag(const rl_bucket_key& key, std::uint32_t window) const {
-    std::uint64_t words[2];
-    std::memcpy(words, &key, sizeof words);
-    return rl_seen_tag(window, rl_bucket_hash(words[0], words[1], ctl()->bucket_seed));
+    return rl_seen_tag(window, bucket_hash(key));
 }
 
 void Dataplane::mark_seen(const rl_bucket_key& key) {
     if (skel_->rodata->rl_seen_slots_mask == 0)
         return;
-    std::uint64_t words[2];
-    std::memcpy(words, &key, sizeof words);
-    const std::uint64_t hash = rl_bucket_hash(words[0], words[1], ctl()->bucket_seed);
-    const std::uint32_t slot = rl_seen_slot_of_hash(hash, skel_->rodata->rl_seen_slots_mask);
+    // Rewrites the slot's whole line: a tag the program writes in it meanwhile
+    // is lost (that source's next packet counts as a first one). Tests only.
+    const std::uint32_t slot = seen_slot(key);
     const std::uint32_t line_idx = slot / RL_SEEN_LINE;
     rl_seen_line line{};
     check_bpf(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line), "read rl_seen");
     const std::uint32_t window = std::atomic_ref<std::uint32_t>(ctl()->seen_window).load(std::memory_order_relaxed);
-    line.tag[slot % RL_SEEN_LINE] = rl_seen_tag(window, hash);
+    line.tag[slot % RL_SEEN_LINE] = seen_tag(key, window);
     check_bpf(bpf_map_update_elem(bpf_map__fd(skel_->maps.rl_seen), &line_idx, &line, BPF_ANY), "write rl_seen");
 }
 

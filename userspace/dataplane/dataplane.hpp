@@ -33,7 +33,8 @@ struct DataplaneOptions {
     std::uint32_t bucket_entries = 1U << 20;  // sources tracked at once (rounded up to whole sets of 4)
     // A source gets its bucket on its second packet within a window, so a spray
     // of spoofed one-packet sources evicts no bucket (rl_seen, abi.h). Costs
-    // RL_SEEN_SLOTS_PER_ENTRY bytes per bucket entry.
+    // RL_SEEN_SLOTS_PER_ENTRY bytes per bucket entry, at most RL_SEEN_MAX_SLOTS,
+    // allocated whether on or off.
     bool seen_filter = true;
     std::uint32_t class_entries = 65536;      // allow + deny + tier prefixes, both slots
     std::uint32_t ban_entries = 65536;
@@ -194,6 +195,7 @@ private:
         UniqueFd link;
     };
 
+    [[nodiscard]] std::uint64_t bucket_hash(const rl_bucket_key& key) const;  // with rl_ctl's seed
     rl_ctl* ctl();
     [[nodiscard]] const rl_ctl* ctl() const;
     void bump_ban_generation();
